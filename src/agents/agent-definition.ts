@@ -1,0 +1,61 @@
+import type { SecretBox } from "../crypto/secret-box.js";
+import type { FieldError } from "../errors.js";
+import type { AuthType, Platform } from "./agent-kinds.js";
+import { AUTH_CONFIG_SPECS } from "./auth-config.js";
+import { type ConfigSpec, validateConfig } from "./config-schema.js";
+import { sealSecrets } from "./credentials.js";
+import { httpUrlProblem } from "./http-url.js";
+import { PLATFORM_CONFIG_SPECS } from "./platform-config.js";
+
+/**
+ * Validation and sealing of the parts of an agent whose shape depends on its auth
+ * type or platform. Shared by create and update so both apply the same rules.
+ */
+
+type ConfigObject = Record<string, unknown>;
+
+export interface PreparedConfig {
+  /** The config as stored (secrets sealed), or undefined when it had errors. */
+  stored?: ConfigObject;
+  errors: FieldError[];
+}
+
+export function checkWebhookUrl(url: string): FieldError[] {
+  const problem = httpUrlProblem(url);
+  return problem ? [{ field: "webhook_url", message: problem }] : [];
+}
+
+function prepare(
+  spec: ConfigSpec,
+  section: string,
+  input: ConfigObject,
+  box: SecretBox,
+  agentId: string,
+  previous?: ConfigObject,
+): PreparedConfig {
+  const errors = validateConfig(spec, input, section);
+  if (errors.length > 0) return { errors };
+  return { stored: sealSecrets(input, spec.secretPaths, box, { agentId, section, previous }), errors };
+}
+
+/** Validates `auth_config` against `authType` and seals its secrets. */
+export function prepareAuthConfig(
+  authType: AuthType,
+  input: ConfigObject,
+  box: SecretBox,
+  agentId: string,
+  previous?: ConfigObject,
+): PreparedConfig {
+  return prepare(AUTH_CONFIG_SPECS[authType], "auth_config", input, box, agentId, previous);
+}
+
+/** Validates `platform_config` against `platform` and seals its secrets. */
+export function preparePlatformConfig(
+  platform: Platform,
+  input: ConfigObject,
+  box: SecretBox,
+  agentId: string,
+  previous?: ConfigObject,
+): PreparedConfig {
+  return prepare(PLATFORM_CONFIG_SPECS[platform], "platform_config", input, box, agentId, previous);
+}

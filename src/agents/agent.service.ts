@@ -1,0 +1,249 @@
+import { and, arrayContains, count, desc, eq, ilike, ne, or, type SQL } from "drizzle-orm";
+import { type RequestContext, recordAudit } from "../audit/audit.js";
+import type { SecretBox } from "../crypto/secret-box.js";
+import type { Db } from "../db/database.js";
+import { isUniqueViolation } from "../db/errors.js";
+import { type ExternalAgentRow, externalAgents } from "../db/schema.js";
+import { AppError, type FieldError, NotFoundError, ValidationError } from "../errors.js";
+import { type Page, type PageRequest, toPage } from "../http/pagination.js";
+import { newId } from "../ids.js";
+import type { Agent, CreateAgentBody, UpdateAgentBody } from "./agent.schemas.js";
+import { checkWebhookUrl, prepareAuthConfig, preparePlatformConfig } from "./agent-definition.js";
+import type { AgentStatus, AuthType, Platform } from "./agent-kinds.js";
+import { toAgentView } from "./agent-view.js";
+import { normalizeBudgetConfig } from "./governance-config.js";
+
+export interface AgentFilters {
+  platform?: Platform;
+  status?: AgentStatus;
+  tag?: string;
+  search?: string;
+}
+
+const NAME_CONSTRAINT = "external_agents_org_name_key";
+
+function nameConflict(name: string): AppError {
+  return new AppError("CONFLICT", `an agent named "${name}" already exists in this organization`, {
+    field: "name",
+  });
+}
+
+/** `%` and `_` in a search term are literal characters, not wildcards. */
+function likePattern(term: string): string {
+  return `%${term.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+}
+
+/** The external-agent registry. Every method is scoped to one organization. */
+export class ExternalAgentService {
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+  ) {}
+
+  async create(organizationId: string, body: CreateAgentBody, context: RequestContext): Promise<Agent> {
+    const id = newId("externalAgent");
+    const authType = body.auth_type ?? "none";
+    const auth = prepareAuthConfig(authType, body.auth_config ?? {}, this.box, id);
+    const platform = preparePlatformConfig(body.platform, body.platform_config ?? {}, this.box, id);
+    const budget = normalizeBudgetConfig(body.budget_config ?? {});
+    const errors = [
+      ...checkWebhookUrl(body.webhook_url),
+      ...auth.errors,
+      ...platform.errors,
+      ...budget.errors,
+    ];
+    if (errors.length > 0 || !auth.stored || !platform.stored) throw new ValidationError(errors);
+
+    const values = {
+      id,
+      organizationId,
+      name: body.name,
+      description: body.description ?? null,
+      platform: body.platform,
+      webhookUrl: body.webhook_url,
+      authType,
+      authConfig: auth.stored,
+      platformConfig: platform.stored,
+      rateLimitConfig: body.rate_limit_config ?? {},
+      budgetConfig: budget.config,
+      capabilities: body.capabilities ?? [],
+      config: body.config ?? {},
+      tags: body.tags ?? [],
+      status: body.status ?? "active",
+      createdBy: context.actor.id,
+    };
+    try {
+      const row = await this.db.transaction(async (tx) => {
+        const [inserted] = await tx.insert(externalAgents).values(values).returning();
+        if (!inserted) throw new Error("insert returned no row");
+        await recordAudit(tx, context, {
+          organizationId,
+          action: "external_agent.created",
+          resourceType: "external_agent",
+          resourceId: id,
+          details: { name: body.name, platform: body.platform, auth_type: authType },
+        });
+        return inserted;
+      });
+      return toAgentView(row);
+    } catch (error) {
+      if (isUniqueViolation(error, NAME_CONSTRAINT)) throw nameConflict(body.name);
+      throw error;
+    }
+  }
+
+  async list(organizationId: string, filters: AgentFilters, page: PageRequest): Promise<Page<Agent>> {
+    const conditions: SQL[] = [eq(externalAgents.organizationId, organizationId)];
+    conditions.push(
+      filters.status ? eq(externalAgents.status, filters.status) : ne(externalAgents.status, "deleted"),
+    );
+    if (filters.platform) conditions.push(eq(externalAgents.platform, filters.platform));
+    if (filters.tag) conditions.push(arrayContains(externalAgents.tags, [filters.tag]));
+    if (filters.search) {
+      const pattern = likePattern(filters.search);
+      const matches = or(ilike(externalAgents.name, pattern), ilike(externalAgents.description, pattern));
+      if (matches) conditions.push(matches);
+    }
+    const where = and(...conditions);
+    const [rows, [totals]] = await Promise.all([
+      this.db
+        .select()
+        .from(externalAgents)
+        .where(where)
+        .orderBy(desc(externalAgents.id))
+        .limit(page.limit)
+        .offset(page.offset),
+      this.db.select({ total: count() }).from(externalAgents).where(where),
+    ]);
+    return toPage(rows.map(toAgentView), totals?.total ?? 0, page);
+  }
+
+  async get(organizationId: string, id: string): Promise<Agent> {
+    const [row] = await this.db
+      .select()
+      .from(externalAgents)
+      .where(and(eq(externalAgents.id, id), eq(externalAgents.organizationId, organizationId)));
+    if (!row) throw new NotFoundError("external agent", id);
+    return toAgentView(row);
+  }
+
+  async update(
+    organizationId: string,
+    id: string,
+    patch: UpdateAgentBody,
+    context: RequestContext,
+  ): Promise<Agent> {
+    try {
+      const row = await this.db.transaction(async (tx) => {
+        const [current] = await tx
+          .select()
+          .from(externalAgents)
+          .where(and(eq(externalAgents.id, id), eq(externalAgents.organizationId, organizationId)))
+          .for("update");
+        if (!current) throw new NotFoundError("external agent", id);
+        if (current.status === "deleted") {
+          throw new AppError("CONFLICT", `external agent ${id} is deleted and cannot be changed`);
+        }
+        const changes = this.applyPatch(current, patch);
+        const [updated] = await tx
+          .update(externalAgents)
+          .set({ ...changes, version: current.version + 1, updatedAt: new Date() })
+          .where(eq(externalAgents.id, id))
+          .returning();
+        if (!updated) throw new Error("update returned no row");
+        await recordAudit(tx, context, {
+          organizationId,
+          action: "external_agent.updated",
+          resourceType: "external_agent",
+          resourceId: id,
+          details: { fields: Object.keys(patch).sort() },
+        });
+        return updated;
+      });
+      return toAgentView(row);
+    } catch (error) {
+      if (isUniqueViolation(error, NAME_CONSTRAINT)) throw nameConflict(patch.name ?? "");
+      throw error;
+    }
+  }
+
+  /** Soft delete: the row stays with status `deleted`. Deleting twice succeeds. */
+  async delete(organizationId: string, id: string, context: RequestContext): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const [current] = await tx
+        .select({ status: externalAgents.status })
+        .from(externalAgents)
+        .where(and(eq(externalAgents.id, id), eq(externalAgents.organizationId, organizationId)))
+        .for("update");
+      if (!current) throw new NotFoundError("external agent", id);
+      if (current.status === "deleted") return;
+      const now = new Date();
+      await tx
+        .update(externalAgents)
+        .set({ status: "deleted", deletedAt: now, updatedAt: now })
+        .where(eq(externalAgents.id, id));
+      await recordAudit(tx, context, {
+        organizationId,
+        action: "external_agent.deleted",
+        resourceType: "external_agent",
+        resourceId: id,
+      });
+    });
+  }
+
+  /** Validates a PATCH against the stored agent and returns the columns to write. */
+  private applyPatch(current: ExternalAgentRow, patch: UpdateAgentBody): Partial<ExternalAgentRow> {
+    const errors: FieldError[] = [];
+    const changes: Partial<ExternalAgentRow> = {};
+    if (patch.platform !== undefined && patch.platform !== current.platform) {
+      errors.push({
+        field: "platform",
+        message: "cannot be changed after creation; register a new agent instead",
+      });
+    }
+    if (patch.webhook_url !== undefined) {
+      errors.push(...checkWebhookUrl(patch.webhook_url));
+      changes.webhookUrl = patch.webhook_url;
+    }
+
+    const authType = (patch.auth_type ?? current.authType) as AuthType;
+    const authTypeChanged = authType !== current.authType;
+    if (patch.auth_config !== undefined || authTypeChanged) {
+      if (patch.auth_config === undefined && authType !== "none") {
+        errors.push({ field: "auth_config", message: `is required when auth_type changes to ${authType}` });
+      } else {
+        const previous = authTypeChanged ? undefined : current.authConfig;
+        const auth = prepareAuthConfig(authType, patch.auth_config ?? {}, this.box, current.id, previous);
+        errors.push(...auth.errors);
+        changes.authType = authType;
+        if (auth.stored) changes.authConfig = auth.stored;
+      }
+    }
+    if (patch.platform_config !== undefined) {
+      const platform = preparePlatformConfig(
+        current.platform as Platform,
+        patch.platform_config,
+        this.box,
+        current.id,
+        current.platformConfig,
+      );
+      errors.push(...platform.errors);
+      if (platform.stored) changes.platformConfig = platform.stored;
+    }
+    if (patch.budget_config !== undefined) {
+      const budget = normalizeBudgetConfig(patch.budget_config);
+      errors.push(...budget.errors);
+      changes.budgetConfig = budget.config;
+    }
+    if (errors.length > 0) throw new ValidationError(errors);
+
+    if (patch.name !== undefined) changes.name = patch.name;
+    if (patch.description !== undefined) changes.description = patch.description;
+    if (patch.rate_limit_config !== undefined) changes.rateLimitConfig = patch.rate_limit_config;
+    if (patch.capabilities !== undefined) changes.capabilities = patch.capabilities;
+    if (patch.config !== undefined) changes.config = patch.config;
+    if (patch.tags !== undefined) changes.tags = patch.tags;
+    if (patch.status !== undefined) changes.status = patch.status;
+    return changes;
+  }
+}

@@ -1,0 +1,42 @@
+import type { TSchema } from "typebox";
+import { Compile } from "typebox/compile";
+import type { FieldError } from "../errors.js";
+import { type SchemaError, toFieldErrors } from "../http/field-errors.js";
+import { httpUrlProblem } from "./http-url.js";
+
+/**
+ * A per-kind configuration schema (one auth type, one platform) and what in it is
+ * secret. `secretPaths` are dotted paths; `headers.*` means every value of that map.
+ */
+export interface ConfigSpec {
+  schema: TSchema;
+  secretPaths: readonly string[];
+  /** Fields holding URLs that Steward will call. */
+  urlFields: readonly string[];
+}
+
+/** An HTTP header name (an RFC 9110 token). */
+export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$";
+
+const compiled = new WeakMap<TSchema, ReturnType<typeof Compile>>();
+
+/** Validates `value` against a spec, naming fields under `prefix` (e.g. "auth_config"). */
+export function validateConfig(spec: ConfigSpec, value: unknown, prefix: string): FieldError[] {
+  let check = compiled.get(spec.schema);
+  if (!check) {
+    check = Compile(spec.schema);
+    compiled.set(spec.schema, check);
+  }
+  if (!check.Check(value)) {
+    return toFieldErrors(check.Errors(value) as SchemaError[], prefix);
+  }
+  const config = value as Record<string, unknown>;
+  const errors: FieldError[] = [];
+  for (const field of spec.urlFields) {
+    const url = config[field];
+    if (typeof url !== "string") continue;
+    const problem = httpUrlProblem(url);
+    if (problem) errors.push({ field: `${prefix}.${field}`, message: problem });
+  }
+  return errors;
+}

@@ -1,0 +1,150 @@
+import { and, count, desc, eq, isNull } from "drizzle-orm";
+import { type Actor, type RequestContext, recordAudit } from "../audit/audit.js";
+import type { Db } from "../db/database.js";
+import { type ApiKeyRow, apiKeys } from "../db/schema.js";
+import { AppError, NotFoundError } from "../errors.js";
+import type { PageRequest } from "../http/pagination.js";
+import { newId } from "../ids.js";
+import { displayPrefix, generateApiKey, hashApiKey } from "./api-key-secret.js";
+import type { Principal, Role } from "./permissions.js";
+
+export interface CreateApiKeyInput {
+  organizationId: string;
+  name: string;
+  role: Role;
+  team?: string | null;
+  expiresAt?: Date | null;
+  platformAdmin?: boolean;
+}
+
+export interface CreatedApiKey {
+  row: ApiKeyRow;
+  /** The key itself: returned once, never stored. */
+  key: string;
+}
+
+export const SYSTEM_ACTOR: Actor = { type: "system", id: "steward" };
+
+export class ApiKeyService {
+  constructor(private readonly db: Db) {}
+
+  async create(
+    input: CreateApiKeyInput,
+    context: RequestContext,
+    key = generateApiKey(),
+  ): Promise<CreatedApiKey> {
+    if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) {
+      throw new AppError("VALIDATION_ERROR", "expires_at must be in the future", {
+        errors: [{ field: "expires_at", message: "must be in the future" }],
+      });
+    }
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(apiKeys)
+        .values({
+          id: newId("apiKey"),
+          organizationId: input.organizationId,
+          name: input.name,
+          role: input.role,
+          team: input.team ?? null,
+          platformAdmin: input.platformAdmin ?? false,
+          prefix: displayPrefix(key),
+          keyHash: hashApiKey(key),
+          createdBy: context.actor.id,
+          expiresAt: input.expiresAt ?? null,
+        })
+        .returning();
+      if (!row) throw new Error("insert returned no row");
+      await recordAudit(tx, context, {
+        organizationId: row.organizationId,
+        action: "api_key.created",
+        resourceType: "api_key",
+        resourceId: row.id,
+        details: { name: row.name, role: row.role, prefix: row.prefix, platform_admin: row.platformAdmin },
+      });
+      return { row, key };
+    });
+  }
+
+  /**
+   * Makes sure a platform-admin key with exactly this secret exists for `organizationId`
+   * and is usable. Safe to call at every start: the key is matched by its hash.
+   */
+  async ensureBootstrapKey(key: string, organizationId: string): Promise<"created" | "existing"> {
+    const keyHash = hashApiKey(key);
+    const [existing] = await this.db.select().from(apiKeys).where(eq(apiKeys.keyHash, keyHash));
+    if (existing) {
+      if (existing.revokedAt || existing.expiresAt || !existing.platformAdmin) {
+        await this.db
+          .update(apiKeys)
+          .set({ revokedAt: null, expiresAt: null, platformAdmin: true })
+          .where(eq(apiKeys.id, existing.id));
+      }
+      return "existing";
+    }
+    await this.create(
+      { organizationId, name: "bootstrap admin", role: "admin", platformAdmin: true },
+      { actor: SYSTEM_ACTOR },
+      key,
+    );
+    return "created";
+  }
+
+  async countAll(): Promise<number> {
+    const [row] = await this.db.select({ total: count() }).from(apiKeys);
+    return row?.total ?? 0;
+  }
+
+  /** The principal a presented key stands for, or null if it is unknown, revoked or expired. */
+  async authenticate(key: string, now = new Date()): Promise<Principal | null> {
+    const [row] = await this.db
+      .select()
+      .from(apiKeys)
+      .where(and(eq(apiKeys.keyHash, hashApiKey(key)), isNull(apiKeys.revokedAt)));
+    if (!row || (row.expiresAt && row.expiresAt <= now)) return null;
+    return {
+      type: "api_key",
+      id: row.id,
+      organizationId: row.organizationId,
+      roles: [row.role as Role],
+      team: row.team,
+      platformAdmin: row.platformAdmin,
+      keyPrefix: row.prefix,
+    };
+  }
+
+  async list(organizationId: string, page: PageRequest): Promise<{ rows: ApiKeyRow[]; total: number }> {
+    const where = eq(apiKeys.organizationId, organizationId);
+    const [rows, [totals]] = await Promise.all([
+      this.db
+        .select()
+        .from(apiKeys)
+        .where(where)
+        .orderBy(desc(apiKeys.id))
+        .limit(page.limit)
+        .offset(page.offset),
+      this.db.select({ total: count() }).from(apiKeys).where(where),
+    ]);
+    return { rows, total: totals?.total ?? 0 };
+  }
+
+  /** Revokes a key of `organizationId`; revoking twice is not an error. */
+  async revoke(organizationId: string, id: string, context: RequestContext): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .select()
+        .from(apiKeys)
+        .where(and(eq(apiKeys.id, id), eq(apiKeys.organizationId, organizationId)));
+      if (!row) throw new NotFoundError("API key", id);
+      if (row.revokedAt) return;
+      await tx.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, id));
+      await recordAudit(tx, context, {
+        organizationId,
+        action: "api_key.revoked",
+        resourceType: "api_key",
+        resourceId: id,
+        details: { prefix: row.prefix },
+      });
+    });
+  }
+}

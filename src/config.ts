@@ -1,0 +1,167 @@
+/**
+ * The only module that reads the environment. Everything else receives the typed,
+ * validated `Config` built here, so a bad value stops start-up with a message that
+ * names the variable instead of failing somewhere deep inside a request.
+ */
+
+export type StewardEnv = "development" | "production";
+
+export type DatabaseConfig =
+  | { kind: "embedded"; dataDir: string }
+  | { kind: "postgres"; connectionString: string; schema: string; poolSize: number };
+
+export interface JwtConfig {
+  secret?: string;
+  jwksUrl?: string;
+  issuer: string;
+  audience: string;
+  orgClaim: string;
+  rolesClaim: string;
+  teamClaim: string;
+}
+
+export interface Config {
+  env: StewardEnv;
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: string;
+  bodyLimitBytes: number;
+  database: DatabaseConfig;
+  encryptionKey?: string;
+  previousEncryptionKeys: string[];
+  bootstrapAdminKey?: string;
+  jwt?: JwtConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`${variable} ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** Reads and validates the environment; throws `ConfigError` naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+      throw new ConfigError(name, `must be an integer between ${min} and ${max} (got "${raw}")`);
+    }
+    return value;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const raw = read(name) ?? fallback;
+    if (!allowed.includes(raw as T)) {
+      throw new ConfigError(name, `must be one of ${allowed.join(", ")} (got "${raw}")`);
+    }
+    return raw as T;
+  };
+
+  const stewardEnv = oneOf("STEWARD_ENV", ["development", "production"] as const, "development");
+  const dataDir = read("STEWARD_DATA_DIR") ?? "./.steward";
+  const encryptionKey = read("STEWARD_ENCRYPTION_KEY");
+  if (stewardEnv === "production" && !encryptionKey) {
+    throw new ConfigError("STEWARD_ENCRYPTION_KEY", "is required when STEWARD_ENV=production");
+  }
+  const bootstrapAdminKey = read("STEWARD_BOOTSTRAP_ADMIN_KEY");
+  if (bootstrapAdminKey !== undefined && bootstrapAdminKey.length < 16) {
+    throw new ConfigError("STEWARD_BOOTSTRAP_ADMIN_KEY", "must be at least 16 characters long");
+  }
+
+  return {
+    env: stewardEnv,
+    host: read("HOST") ?? "0.0.0.0",
+    port: integer("PORT", 8080, 1, 65535),
+    dataDir,
+    logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
+    bodyLimitBytes: integer("STEWARD_BODY_LIMIT", 1024 * 1024, 1024, 100 * 1024 * 1024),
+    database: databaseConfig(read, integer, dataDir),
+    encryptionKey,
+    previousEncryptionKeys: (read("STEWARD_ENCRYPTION_PREVIOUS_KEYS") ?? "")
+      .split(",")
+      .map((key) => key.trim())
+      .filter(Boolean),
+    bootstrapAdminKey,
+    jwt: jwtConfig(read),
+  };
+}
+
+function databaseConfig(
+  read: (name: string) => string | undefined,
+  integer: (name: string, fallback: number, min: number, max: number) => number,
+  dataDir: string,
+): DatabaseConfig {
+  const schema = read("STEWARD_DB_SCHEMA") ?? "public";
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new ConfigError("STEWARD_DB_SCHEMA", `must be a lower-case SQL identifier (got "${schema}")`);
+  }
+  const poolSize = integer("STEWARD_DB_POOL_SIZE", 10, 1, 200);
+
+  const url = read("DATABASE_URL");
+  if (url) {
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new ConfigError("DATABASE_URL", "must be a postgres:// or postgresql:// URL");
+    }
+    return { kind: "postgres", connectionString: url, schema, poolSize };
+  }
+  const host = read("POSTGRES_HOST");
+  if (host) {
+    const port = integer("POSTGRES_PORT", 5432, 1, 65535);
+    const user = encodeURIComponent(read("POSTGRES_USER") ?? "postgres");
+    const password = read("POSTGRES_PASSWORD");
+    const auth = password ? `${user}:${encodeURIComponent(password)}` : user;
+    const database = encodeURIComponent(read("POSTGRES_DB") ?? "steward");
+    const hostPart = host.includes(":") ? `[${host}]` : host;
+    return {
+      kind: "postgres",
+      connectionString: `postgres://${auth}@${hostPart}:${port}/${database}`,
+      schema,
+      poolSize,
+    };
+  }
+  return { kind: "embedded", dataDir };
+}
+
+function jwtConfig(read: (name: string) => string | undefined): JwtConfig | undefined {
+  const secret = read("STEWARD_JWT_SECRET");
+  const jwksUrl = read("STEWARD_JWT_JWKS_URL");
+  if (!secret && !jwksUrl) return undefined;
+  if (secret && jwksUrl) {
+    throw new ConfigError("STEWARD_JWT_SECRET", "and STEWARD_JWT_JWKS_URL cannot both be set");
+  }
+  if (secret && secret.length < 32) {
+    throw new ConfigError("STEWARD_JWT_SECRET", "must be at least 32 characters long");
+  }
+  if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) {
+    throw new ConfigError("STEWARD_JWT_JWKS_URL", "must be an http(s) URL");
+  }
+  const issuer = read("STEWARD_JWT_ISSUER");
+  if (!issuer) throw new ConfigError("STEWARD_JWT_ISSUER", "is required when JWT authentication is enabled");
+  const audience = read("STEWARD_JWT_AUDIENCE");
+  if (!audience) {
+    throw new ConfigError("STEWARD_JWT_AUDIENCE", "is required when JWT authentication is enabled");
+  }
+  return {
+    secret,
+    jwksUrl,
+    issuer,
+    audience,
+    orgClaim: read("STEWARD_JWT_ORG_CLAIM") ?? "org_id",
+    rolesClaim: read("STEWARD_JWT_ROLES_CLAIM") ?? "roles",
+    teamClaim: read("STEWARD_JWT_TEAM_CLAIM") ?? "team",
+  };
+}

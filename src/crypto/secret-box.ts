@@ -1,0 +1,84 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+
+/**
+ * AES-256-GCM sealing of credentials. A sealed value names the key it was sealed
+ * with (`v1.<key id>.<iv>.<tag>.<ciphertext>`), so old values stay readable after the
+ * current key changes, as long as the old key is kept among the previous keys.
+ */
+
+export class SecretDecryptionError extends Error {
+  constructor(reason: string) {
+    super(`cannot decrypt stored secret: ${reason}`);
+    this.name = "SecretDecryptionError";
+  }
+}
+
+export class InvalidEncryptionKeyError extends Error {
+  constructor() {
+    super("an encryption key must be 32 bytes, given as 64 hex characters or base64");
+    this.name = "InvalidEncryptionKeyError";
+  }
+}
+
+/** Parses a 32-byte key given as 64 hex characters or as (url-safe) base64. */
+export function parseEncryptionKey(text: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, "hex") : Buffer.from(text, "base64");
+  if (key.length !== 32) throw new InvalidEncryptionKeyError();
+  return key;
+}
+
+/** A short, stable, non-secret identifier of a key. */
+export function keyIdOf(key: Buffer): string {
+  return createHash("sha256").update(key).digest("hex").slice(0, 8);
+}
+
+export class SecretBox {
+  readonly currentKeyId: string;
+  private readonly keys: Map<string, Buffer>;
+
+  constructor(currentKey: Buffer, previousKeys: Buffer[] = []) {
+    this.currentKeyId = keyIdOf(currentKey);
+    this.keys = new Map(previousKeys.map((key) => [keyIdOf(key), key]));
+    this.keys.set(this.currentKeyId, currentKey);
+  }
+
+  /** Encrypts `plaintext`; `context` is bound as associated data and must match on open. */
+  seal(plaintext: string, context: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.keyFor(this.currentKeyId), iv);
+    cipher.setAAD(Buffer.from(context));
+    const ciphertext = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
+    const parts = [iv, cipher.getAuthTag(), ciphertext].map((part) => part.toString("base64url"));
+    return ["v1", this.currentKeyId, ...parts].join(".");
+  }
+
+  open(sealed: string, context: string): string {
+    const [version, keyId, iv, tag, ciphertext] = sealed.split(".");
+    if (version !== "v1" || !keyId || !iv || !tag || ciphertext === undefined) {
+      throw new SecretDecryptionError("unrecognised format");
+    }
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", this.keyFor(keyId), Buffer.from(iv, "base64url"));
+      decipher.setAAD(Buffer.from(context));
+      decipher.setAuthTag(Buffer.from(tag, "base64url"));
+      return Buffer.concat([
+        decipher.update(Buffer.from(ciphertext, "base64url")),
+        decipher.final(),
+      ]).toString("utf8");
+    } catch (error) {
+      if (error instanceof SecretDecryptionError) throw error;
+      throw new SecretDecryptionError("authentication failed (wrong key or tampered data)");
+    }
+  }
+
+  /** True when the value was sealed with a key other than the current one. */
+  needsRotation(sealed: string): boolean {
+    return sealed.split(".")[1] !== this.currentKeyId;
+  }
+
+  private keyFor(keyId: string): Buffer {
+    const key = this.keys.get(keyId);
+    if (!key) throw new SecretDecryptionError(`unknown key id ${keyId}`);
+    return key;
+  }
+}

@@ -1,0 +1,70 @@
+import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
+import pg from "pg";
+import type { Logger } from "pino";
+import type { DatabaseConfig } from "../config.js";
+import { startEmbeddedPostgres } from "./embedded-postgres.js";
+import * as schema from "./schema.js";
+
+export type Db = NodePgDatabase<typeof schema>;
+/** A database handle or an open transaction: services accept either. */
+export type DbOrTx = Db | Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+export interface Database {
+  db: Db;
+  pool: pg.Pool;
+  /** "embedded" (PGlite) or "postgres" — for health output and logs, never for branching. */
+  kind: DatabaseConfig["kind"];
+  /** Schema holding Steward's tables. */
+  schema: string;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// PostgreSQL returns int8 and numeric as strings by default; Steward's counts and
+// money amounts fit comfortably in a double.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number(value));
+
+/**
+ * Opens the SQL store. Both modes end in the same place — a `pg` pool and Drizzle —
+ * because the embedded PGlite is served over the PostgreSQL wire protocol in process.
+ */
+export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<Database> {
+  if (config.kind === "embedded") {
+    const embedded = await startEmbeddedPostgres(config.dataDir);
+    // PGlite is a single session: one connection, queries queue in the pool.
+    const pool = new pg.Pool({ ...embedded.connection, max: 1 });
+    return wrap(pool, "embedded", "public", logger, embedded.stop);
+  }
+  const pool = new pg.Pool({
+    connectionString: config.connectionString,
+    max: config.poolSize,
+    options: `-c search_path=${config.schema}`,
+    connectionTimeoutMillis: 5_000,
+  });
+  return wrap(pool, "postgres", config.schema, logger, async () => {});
+}
+
+function wrap(
+  pool: pg.Pool,
+  kind: Database["kind"],
+  schemaName: string,
+  logger: Logger,
+  stopServer: () => Promise<void>,
+): Database {
+  // An idle client losing its connection emits here; without a listener it would crash the process.
+  pool.on("error", (error) => logger.error({ err: error }, "database connection error"));
+  return {
+    db: drizzle(pool, { schema }),
+    pool,
+    kind,
+    schema: schemaName,
+    async ping() {
+      await pool.query("SELECT 1");
+    },
+    async close() {
+      await pool.end();
+      await stopServer();
+    },
+  };
+}

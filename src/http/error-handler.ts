@@ -1,0 +1,66 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { AppError, type ErrorCode } from "../errors.js";
+import { type SchemaError, toFieldErrors } from "./field-errors.js";
+
+/** The one table from error code to HTTP status. */
+export const STATUS_BY_CODE: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  VALIDATION_ERROR: 400,
+  AGENT_NOT_ACTIVE: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+};
+
+/** Fastify's own client errors (bad JSON, body too large, …) by status. */
+const CODE_BY_FRAMEWORK_STATUS: Record<number, ErrorCode> = {
+  400: "BAD_REQUEST",
+  404: "NOT_FOUND",
+  405: "METHOD_NOT_ALLOWED",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+};
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; request_id: string; details?: Record<string, unknown> };
+}
+
+export function sendError(
+  reply: FastifyReply,
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+): FastifyReply {
+  const body: ErrorBody = { error: { code, message, request_id: String(reply.request.id) } };
+  if (details) body.error.details = details;
+  return reply.status(STATUS_BY_CODE[code]).send(body);
+}
+
+export function registerErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof AppError) {
+      return sendError(reply, error.code, error.message, error.details);
+    }
+    if (error.validation) {
+      const errors = toFieldErrors(error.validation as SchemaError[]);
+      return sendError(reply, "VALIDATION_ERROR", "Request validation failed", { errors });
+    }
+    const status = error.statusCode ?? 500;
+    const frameworkCode = CODE_BY_FRAMEWORK_STATUS[status];
+    if (status < 500 && frameworkCode) {
+      return sendError(reply, frameworkCode, error.message);
+    }
+    request.log.error({ err: error }, "unhandled error");
+    return sendError(reply, "INTERNAL_ERROR", "Internal error");
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, "NOT_FOUND", `Route ${request.method} ${request.url.split("?")[0]} not found`),
+  );
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import type { Logger } from "pino";
+import { createSteward } from "./app.js";
+import { ApiKeyService, SYSTEM_ACTOR } from "./auth/api-key.service.js";
+import { isRole, ROLES } from "./auth/permissions.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
+import { openDatabase } from "./db/database.js";
+import { DirectoryInUseError } from "./db/directory-lock.js";
+import { runMigrations } from "./db/migrate.js";
+import { createLogger } from "./observability/logger.js";
+import { DEFAULT_ORGANIZATION_ID, OrganizationService } from "./orgs/organization.service.js";
+
+const USAGE = `Usage: steward <command> [options]
+
+Commands:
+  serve                      Start the API server (the default)
+  migrate                    Apply database migrations and exit
+  keys create --role ROLE    Create an API key and print it once
+      [--name NAME] [--org ORGANIZATION_ID] [--team TEAM] [--expires-at ISO-8601] [--platform-admin]
+
+Roles: ${ROLES.join(", ")}
+Configuration comes from the environment; see README.md.`;
+
+class UsageError extends Error {}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+async function serve(config: Config, logger: Logger): Promise<void> {
+  const steward = await createSteward(config, logger);
+  await steward.server.listen({ host: config.host, port: config.port });
+  if (steward.firstAdminKey) {
+    print(
+      [
+        "",
+        "  First start: created an admin API key for organization 'default'. It is shown only now:",
+        "",
+        `      ${steward.firstAdminKey}`,
+        "",
+        "  Use it as 'Authorization: Bearer <key>'. Create more with:",
+        "      steward keys create --role developer --name my-key",
+        "  or POST /api/v1/api-keys. Set STEWARD_BOOTSTRAP_ADMIN_KEY to choose the admin key yourself.",
+        "",
+      ].join("\n"),
+    );
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await steward.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+async function migrate(config: Config, logger: Logger): Promise<void> {
+  const database = await openDatabase(config.database, logger);
+  try {
+    const result = await runMigrations(database.pool, database.schema);
+    print(
+      result.applied.length > 0
+        ? `Applied ${result.applied.length} migration(s): ${result.applied.join(", ")}`
+        : `Database is up to date (${result.alreadyApplied} migration(s) applied before).`,
+    );
+  } finally {
+    await database.close();
+  }
+}
+
+async function createKey(config: Config, logger: Logger, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      role: { type: "string" },
+      name: { type: "string" },
+      org: { type: "string", default: DEFAULT_ORGANIZATION_ID },
+      team: { type: "string" },
+      "expires-at": { type: "string" },
+      "platform-admin": { type: "boolean", default: false },
+    },
+  });
+  if (!isRole(values.role)) throw new UsageError(`--role must be one of ${ROLES.join(", ")}`);
+  const expiresAt = values["expires-at"] ? new Date(values["expires-at"]) : null;
+  if (expiresAt && Number.isNaN(expiresAt.getTime()))
+    throw new UsageError("--expires-at must be an ISO-8601 date");
+
+  const database = await openDatabase(config.database, logger);
+  try {
+    await runMigrations(database.pool, database.schema);
+    const organizations = new OrganizationService(database.db);
+    await organizations.ensureDefault();
+    if (!(await organizations.exists(values.org)))
+      throw new UsageError(`organization ${values.org} does not exist`);
+    const { row, key } = await new ApiKeyService(database.db).create(
+      {
+        organizationId: values.org,
+        name: values.name ?? `${values.role} key`,
+        role: values.role,
+        team: values.team ?? null,
+        expiresAt,
+        platformAdmin: values["platform-admin"],
+      },
+      { actor: SYSTEM_ACTOR },
+    );
+    print(
+      `Created API key ${row.id} (${row.role}) for organization ${row.organizationId}. It is shown only once:\n`,
+    );
+    print(key);
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = "serve", ...rest] = argv;
+  if (command === "help" || command === "--help" || command === "-h") {
+    print(USAGE);
+    return;
+  }
+  const config = loadConfig();
+  // CLI commands other than serve keep routine logs quiet; what they report is printed.
+  const logger = createLogger(command === "serve" ? config.logLevel : "warn");
+  if (command === "serve") return serve(config, logger);
+  if (command === "migrate") return migrate(config, logger);
+  if (command === "keys" && rest[0] === "create") return createKey(config, logger, rest.slice(1));
+  throw new UsageError(`unknown command: ${argv.join(" ")}`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    console.error(`steward: invalid configuration: ${error.message}`);
+  } else if (error instanceof UsageError) {
+    console.error(`steward: ${error.message}\n\n${USAGE}`);
+  } else if (error instanceof DirectoryInUseError) {
+    console.error(`steward: ${error.message}. Stop it first, or use the API (POST /api/v1/api-keys).`);
+  } else {
+    console.error("steward: failed:", error instanceof Error ? error.message : error);
+  }
+  process.exit(1);
+});
