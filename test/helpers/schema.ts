@@ -1,0 +1,7 @@
+import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
+
+/** A schema name of this test run that no other test uses (global teardown drops it). */
+export function uniqueSchema(): string {
+  return `steward_test_${inject("testRunId")}_${randomBytes(4).toString("hex")}`;
+}
