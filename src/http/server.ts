@@ -27,7 +27,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         ? given
         : `req_${randomBytes(12).toString("base64url")}`;
     },
-    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
 
