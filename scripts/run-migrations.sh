@@ -31,9 +31,14 @@ export PGOPTIONS="-c search_path=$schema -c client_min_messages=warning"
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-10}"
 run_psql() { psql "${target[@]}" --no-psqlrc --quiet --set ON_ERROR_STOP=1 "$@"; }
 
-run_psql --command "CREATE SCHEMA IF NOT EXISTS \"$schema\"" >/dev/null
-run_psql --command "CREATE TABLE IF NOT EXISTS steward_migrations (
-  version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" >/dev/null
+run_psql --single-transaction --set lock_key="steward_migrations:$schema" >/dev/null <<SQL
+SELECT pg_advisory_xact_lock(hashtext(:'lock_key'));
+CREATE SCHEMA IF NOT EXISTS "$schema";
+CREATE TABLE IF NOT EXISTS steward_migrations (
+  version text PRIMARY KEY,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
+SQL
 
 shopt -s nullglob
 files=("$migrations_dir"/*.sql)

@@ -13,33 +13,23 @@ export type IdKind = keyof typeof ID_PREFIXES;
 
 const CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz";
 
-function encodeBase32(bytes: Uint8Array): string {
-  let bits = 0;
-  let value = 0;
-  let out = "";
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += CROCKFORD[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += CROCKFORD[(value << (5 - bits)) & 31];
-  return out;
-}
-
 /**
- * A prefixed id whose body is a 48-bit millisecond timestamp followed by 80 random
- * bits (ULID layout, lower-case Crockford base32), so ids sort by creation time.
+ * A prefixed ULID in lower case: 10 characters of millisecond timestamp, then 16 of
+ * randomness (80 bits), so ids sort by creation time and decode with any ULID library.
  */
 export function newId(kind: IdKind, now: number = Date.now()): string {
-  const bytes = new Uint8Array(16);
-  let time = now;
-  for (let i = 5; i >= 0; i--) {
-    bytes[i] = time % 256;
-    time = Math.floor(time / 256);
+  let time = "";
+  for (let i = 0, rest = now; i < 10; i++, rest = Math.floor(rest / 32)) {
+    time = CROCKFORD[rest % 32] + time;
   }
-  bytes.set(randomBytes(10), 6);
-  return `${ID_PREFIXES[kind]}_${encodeBase32(bytes)}`;
+  const random = randomBytes(10);
+  let randomPart = "";
+  // 80 bits → 16 characters of 5 bits each, read five bytes (40 bits) at a time.
+  for (let offset = 0; offset < 10; offset += 5) {
+    let chunk = random.readUIntBE(offset, 5);
+    let chars = "";
+    for (let i = 0; i < 8; i++, chunk = Math.floor(chunk / 32)) chars = CROCKFORD[chunk % 32] + chars;
+    randomPart += chars;
+  }
+  return `${ID_PREFIXES[kind]}_${time}${randomPart}`;
 }

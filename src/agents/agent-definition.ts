@@ -3,7 +3,7 @@ import type { FieldError } from "../errors.js";
 import type { AuthType, Platform } from "./agent-kinds.js";
 import { AUTH_CONFIG_SPECS } from "./auth-config.js";
 import { type ConfigSpec, validateConfig } from "./config-schema.js";
-import { sealSecrets } from "./credentials.js";
+import { keptSecretPaths, sealSecrets } from "./credentials.js";
 import { httpUrlProblem } from "./http-url.js";
 import { PLATFORM_CONFIG_SPECS } from "./platform-config.js";
 
@@ -33,7 +33,8 @@ function prepare(
   agentId: string,
   previous?: ConfigObject,
 ): PreparedConfig {
-  const errors = validateConfig(spec, input, section);
+  const kept = keptSecretPaths(input, spec.secretPaths, previous);
+  const errors = validateConfig(spec, input, section, kept);
   if (errors.length > 0) return { errors };
   return { stored: sealSecrets(input, spec.secretPaths, box, { agentId, section, previous }), errors };
 }

@@ -63,6 +63,7 @@ export const AUTH_CONFIG_SPECS: Record<AuthType, ConfigSpec> = {
     schema: Type.Object(
       {
         headers: Type.Record(Type.String({ pattern: HEADER_NAME_PATTERN }), secret("Header value"), {
+          additionalProperties: false,
           minProperties: 1,
           maxProperties: 50,
           description: "Headers sent with every call; their values are stored encrypted",
@@ -75,6 +76,3 @@ export const AUTH_CONFIG_SPECS: Record<AuthType, ConfigSpec> = {
   },
   none: { schema: Type.Object({}, strict), secretPaths: [], urlFields: [] },
 };
-
-/** Default header names, applied when the config leaves them out. */
-export const DEFAULT_API_KEY_HEADER = "X-API-Key";

@@ -20,8 +20,16 @@ export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$";
 
 const compiled = new WeakMap<TSchema, ReturnType<typeof Compile>>();
 
-/** Validates `value` against a spec, naming fields under `prefix` (e.g. "auth_config"). */
-export function validateConfig(spec: ConfigSpec, value: unknown, prefix: string): FieldError[] {
+/**
+ * Validates `value` against a spec, naming fields under `prefix` (e.g. "auth_config").
+ * Fields in `keptFields` resend a stored credential as its mask; it was checked when stored.
+ */
+export function validateConfig(
+  spec: ConfigSpec,
+  value: unknown,
+  prefix: string,
+  keptFields: ReadonlySet<string> = new Set(),
+): FieldError[] {
   let check = compiled.get(spec.schema);
   if (!check) {
     check = Compile(spec.schema);
@@ -34,7 +42,7 @@ export function validateConfig(spec: ConfigSpec, value: unknown, prefix: string)
   const errors: FieldError[] = [];
   for (const field of spec.urlFields) {
     const url = config[field];
-    if (typeof url !== "string") continue;
+    if (typeof url !== "string" || keptFields.has(field)) continue;
     const problem = httpUrlProblem(url);
     if (problem) errors.push({ field: `${prefix}.${field}`, message: problem });
   }

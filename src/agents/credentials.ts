@@ -53,9 +53,26 @@ export function secretContext(agentId: string, section: string, path: string): s
 }
 
 /**
- * Seals the secret values of a validated config. A value equal to the mask of the
- * credential stored at the same path in `previous` keeps that credential, so a client
- * may send back what it read without having to know the secret.
+ * Paths whose value is the mask of the credential stored at the same path in
+ * `previous`: the client sent back what it read, meaning "keep this credential".
+ */
+export function keptSecretPaths(
+  config: ConfigObject,
+  secretPaths: readonly string[],
+  previous: ConfigObject | undefined,
+): Set<string> {
+  const kept = new Set<string>();
+  if (!previous) return kept;
+  forEachSecret(config, secretPaths, (holder, key, path) => {
+    const stored = readPath(previous, path);
+    if (isSealedSecret(stored) && holder[key] === maskOf(stored)) kept.add(path);
+  });
+  return kept;
+}
+
+/**
+ * Seals the secret values of a validated config. Values at `keptSecretPaths` keep the
+ * credential stored in `previous`, so a client need not know a secret to resend it.
  */
 export function sealSecrets(
   config: ConfigObject,
@@ -63,13 +80,13 @@ export function sealSecrets(
   box: SecretBox,
   context: { agentId: string; section: string; previous?: ConfigObject },
 ): ConfigObject {
+  const kept = keptSecretPaths(config, secretPaths, context.previous);
   const sealed = cloneConfig(config);
   forEachSecret(sealed, secretPaths, (holder, key, path) => {
     const plaintext = holder[key];
     if (typeof plaintext !== "string") return;
-    const stored = readPath(context.previous, path);
-    if (isSealedSecret(stored) && plaintext === maskOf(stored)) {
-      holder[key] = stored;
+    if (kept.has(path)) {
+      holder[key] = readPath(context.previous, path);
       return;
     }
     holder[key] = {

@@ -3,6 +3,13 @@ const MAX_URL_LENGTH = 2048;
 /** Why `value` is not an acceptable http(s) endpoint URL, or null when it is. */
 export function httpUrlProblem(value: string): string | null {
   if (value.length > MAX_URL_LENGTH) return `must be at most ${MAX_URL_LENGTH} characters`;
+  // The URL parser silently drops these, but the raw string is what would be stored and called.
+  if (
+    /\s/.test(value) ||
+    [...value].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f)
+  ) {
+    return "must not contain whitespace or control characters";
+  }
   let url: URL;
   try {
     url = new URL(value);

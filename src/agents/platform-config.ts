@@ -73,6 +73,7 @@ export const PLATFORM_CONFIG_SPECS: Record<Platform, ConfigSpec> = {
         webhook_url: Type.Optional(secret("URL results are POSTed to")),
         headers: Type.Optional(
           Type.Record(Type.String({ pattern: HEADER_NAME_PATTERN }), secret("Header value"), {
+            additionalProperties: false,
             maxProperties: 50,
           }),
         ),

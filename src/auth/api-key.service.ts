@@ -75,10 +75,24 @@ export class ApiKeyService {
     const [existing] = await this.db.select().from(apiKeys).where(eq(apiKeys.keyHash, keyHash));
     if (existing) {
       if (existing.revokedAt || existing.expiresAt || !existing.platformAdmin) {
-        await this.db
-          .update(apiKeys)
-          .set({ revokedAt: null, expiresAt: null, platformAdmin: true })
-          .where(eq(apiKeys.id, existing.id));
+        // The environment declares this key usable: undo a revocation or expiry, on the record.
+        await this.db.transaction(async (tx) => {
+          await tx
+            .update(apiKeys)
+            .set({ revokedAt: null, expiresAt: null, platformAdmin: true })
+            .where(eq(apiKeys.id, existing.id));
+          await recordAudit(
+            tx,
+            { actor: SYSTEM_ACTOR },
+            {
+              organizationId: existing.organizationId,
+              action: "api_key.restored",
+              resourceType: "api_key",
+              resourceId: existing.id,
+              details: { prefix: existing.prefix, reason: "STEWARD_BOOTSTRAP_ADMIN_KEY" },
+            },
+          );
+        });
       }
       return "existing";
     }

@@ -6,6 +6,8 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:
  * current key changes, as long as the old key is kept among the previous keys.
  */
 
+const TAG_LENGTH = 16;
+
 export class SecretDecryptionError extends Error {
   constructor(reason: string) {
     super(`cannot decrypt stored secret: ${reason}`);
@@ -22,7 +24,10 @@ export class InvalidEncryptionKeyError extends Error {
 
 /** Parses a 32-byte key given as 64 hex characters or as (url-safe) base64. */
 export function parseEncryptionKey(text: string): Buffer {
-  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, "hex") : Buffer.from(text, "base64");
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
+  // Buffer's base64 decoder skips characters it does not know; refuse them instead.
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new InvalidEncryptionKeyError();
+  const key = Buffer.from(text, "base64");
   if (key.length !== 32) throw new InvalidEncryptionKeyError();
   return key;
 }
@@ -53,12 +58,16 @@ export class SecretBox {
   }
 
   open(sealed: string, context: string): string {
-    const [version, keyId, iv, tag, ciphertext] = sealed.split(".");
-    if (version !== "v1" || !keyId || !iv || !tag || ciphertext === undefined) {
+    const parts = sealed.split(".");
+    const [version, keyId, iv, tag, ciphertext] = parts;
+    if (parts.length !== 5 || version !== "v1" || !keyId || !iv || !tag || ciphertext === undefined) {
       throw new SecretDecryptionError("unrecognised format");
     }
     try {
-      const decipher = createDecipheriv("aes-256-gcm", this.keyFor(keyId), Buffer.from(iv, "base64url"));
+      // A fixed tag length: otherwise GCM accepts a truncated tag, and forgeries get cheap.
+      const decipher = createDecipheriv("aes-256-gcm", this.keyFor(keyId), Buffer.from(iv, "base64url"), {
+        authTagLength: TAG_LENGTH,
+      });
       decipher.setAAD(Buffer.from(context));
       decipher.setAuthTag(Buffer.from(tag, "base64url"));
       return Buffer.concat([
@@ -69,11 +78,6 @@ export class SecretBox {
       if (error instanceof SecretDecryptionError) throw error;
       throw new SecretDecryptionError("authentication failed (wrong key or tampered data)");
     }
-  }
-
-  /** True when the value was sealed with a key other than the current one. */
-  needsRotation(sealed: string): boolean {
-    return sealed.split(".")[1] !== this.currentKeyId;
   }
 
   private keyFor(keyId: string): Buffer {

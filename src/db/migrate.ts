@@ -28,10 +28,11 @@ export async function runMigrations(
   const client = await pool.connect();
   const applied: string[] = [];
   try {
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-    await client.query(`SET search_path TO "${schema}"`);
+    // Lock before anything else: two first starts racing on CREATE SCHEMA would collide.
     await client.query("SELECT pg_advisory_lock(hashtext($1))", [`steward_migrations:${schema}`]);
     try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      await client.query(`SET search_path TO "${schema}"`);
       await client.query(
         `CREATE TABLE IF NOT EXISTS steward_migrations (
            version text PRIMARY KEY,

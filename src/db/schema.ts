@@ -62,7 +62,10 @@ export const auditEvents = pgTable(
     details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
   },
-  (table) => [index("audit_events_organization_idx").on(table.organizationId, table.id)],
+  (table) => [
+    index("audit_events_organization_idx").on(table.organizationId, table.id),
+    index("audit_events_resource_idx").on(table.organizationId, table.resourceType, table.resourceId),
+  ],
 );
 
 export const externalAgents = pgTable(
@@ -96,6 +99,9 @@ export const externalAgents = pgTable(
       .on(table.organizationId, table.name)
       .where(sql`status <> 'deleted'`),
     index("external_agents_org_idx").on(table.organizationId, table.id),
+    index("external_agents_org_status_idx").on(table.organizationId, table.status, table.id),
+    index("external_agents_org_platform_idx").on(table.organizationId, table.platform, table.id),
+    index("external_agents_tags_idx").using("gin", table.tags),
   ],
 );
 

@@ -6,11 +6,9 @@ import { type SchemaError, toFieldErrors } from "./field-errors.js";
 export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
   VALIDATION_ERROR: 400,
-  AGENT_NOT_ACTIVE: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -22,7 +20,6 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
 const CODE_BY_FRAMEWORK_STATUS: Record<number, ErrorCode> = {
   400: "BAD_REQUEST",
   404: "NOT_FOUND",
-  405: "METHOD_NOT_ALLOWED",
   413: "PAYLOAD_TOO_LARGE",
   415: "UNSUPPORTED_MEDIA_TYPE",
 };

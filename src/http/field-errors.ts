@@ -45,7 +45,11 @@ export function toFieldErrors(errors: readonly SchemaError[], prefix = ""): Fiel
       ];
       for (const property of missing) add(join(at, property), "is required");
     } else if (error.keyword === "additionalProperties") {
-      const extra = (error.params.additionalProperties as string[] | string | undefined) ?? [];
+      // TypeBox lists every extra property in one error; Ajv reports one per error.
+      const extra =
+        (error.params.additionalProperties as string[] | undefined) ??
+        (error.params.additionalProperty as string | undefined) ??
+        [];
       for (const property of Array.isArray(extra) ? extra : [extra])
         add(join(at, property), "is not allowed");
     } else if (error.keyword === "boolean" && error.schemaPath?.endsWith("additionalProperties")) {

@@ -1,0 +1,252 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+const KEY = "0".repeat(64);
+const JWT_SECRET = "a-jwt-secret-that-is-at-least-32-chars";
+
+/** Runs loadConfig and returns the ConfigError it throws. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`expected loadConfig(${JSON.stringify(env)}) to throw`);
+}
+
+describe("loadConfig", () => {
+  describe("defaults", () => {
+    it("starts a development server on 0.0.0.0:8080 with the embedded database in ./.steward", () => {
+      expect(loadConfig({})).toEqual({
+        env: "development",
+        host: "0.0.0.0",
+        port: 8080,
+        dataDir: "./.steward",
+        logLevel: "info",
+        bodyLimitBytes: 1024 * 1024,
+        database: { kind: "embedded", dataDir: "./.steward" },
+        encryptionKey: undefined,
+        previousEncryptionKeys: [],
+        bootstrapAdminKey: undefined,
+        jwt: undefined,
+      });
+    });
+
+    it("treats empty and blank variables as unset", () => {
+      expect(loadConfig({ PORT: "", HOST: "  ", STEWARD_DATA_DIR: "", DATABASE_URL: " " })).toEqual(
+        loadConfig({}),
+      );
+    });
+
+    it("puts the embedded database in STEWARD_DATA_DIR", () => {
+      const config = loadConfig({ STEWARD_DATA_DIR: "/var/lib/steward" });
+      expect(config.dataDir).toBe("/var/lib/steward");
+      expect(config.database).toEqual({ kind: "embedded", dataDir: "/var/lib/steward" });
+    });
+  });
+
+  describe("server settings", () => {
+    it("reads HOST, PORT, LOG_LEVEL and STEWARD_BODY_LIMIT", () => {
+      const config = loadConfig({
+        HOST: "127.0.0.1",
+        PORT: "3000",
+        LOG_LEVEL: "debug",
+        STEWARD_BODY_LIMIT: "2048",
+      });
+      expect(config).toMatchObject({
+        host: "127.0.0.1",
+        port: 3000,
+        logLevel: "debug",
+        bodyLimitBytes: 2048,
+      });
+    });
+
+    it.each(["1", "65535", " 443 "])("accepts PORT=%j", (port) => {
+      expect(loadConfig({ PORT: port }).port).toBe(Number(port));
+    });
+
+    it.each(["0", "65536", "-1", "80.5", "eighty", "8080abc", "1e3", "0x50"])(
+      "refuses PORT=%j with an error naming PORT",
+      (port) => {
+        const error = configError({ PORT: port });
+        expect(error.variable).toBe("PORT");
+        expect(error.message).toContain("PORT");
+        expect(error.message).toContain(port);
+      },
+    );
+
+    it.each([
+      ["LOG_LEVEL", "verbose"],
+      ["STEWARD_ENV", "staging"],
+      ["STEWARD_BODY_LIMIT", "100"],
+      ["STEWARD_DB_POOL_SIZE", "0"],
+      ["STEWARD_DB_POOL_SIZE", "201"],
+    ])("refuses %s=%j, naming it", (name, value) => {
+      const error = configError({ [name]: value });
+      expect(error.variable).toBe(name);
+      expect(error.message.startsWith(name)).toBe(true);
+    });
+  });
+
+  describe("encryption keys", () => {
+    it("refuses production without STEWARD_ENCRYPTION_KEY, naming it", () => {
+      const error = configError({ STEWARD_ENV: "production" });
+      expect(error.variable).toBe("STEWARD_ENCRYPTION_KEY");
+      expect(error.message).toContain("STEWARD_ENCRYPTION_KEY");
+    });
+
+    it("accepts production with an encryption key", () => {
+      const config = loadConfig({ STEWARD_ENV: "production", STEWARD_ENCRYPTION_KEY: KEY });
+      expect(config.env).toBe("production");
+      expect(config.encryptionKey).toBe(KEY);
+    });
+
+    it("splits STEWARD_ENCRYPTION_PREVIOUS_KEYS on commas, dropping blanks", () => {
+      const config = loadConfig({ STEWARD_ENCRYPTION_PREVIOUS_KEYS: " a , b,, c ," });
+      expect(config.previousEncryptionKeys).toEqual(["a", "b", "c"]);
+    });
+
+    it("refuses a bootstrap admin key shorter than 16 characters", () => {
+      expect(configError({ STEWARD_BOOTSTRAP_ADMIN_KEY: "too-short" }).variable).toBe(
+        "STEWARD_BOOTSTRAP_ADMIN_KEY",
+      );
+      expect(loadConfig({ STEWARD_BOOTSTRAP_ADMIN_KEY: "sixteen-chars-ok" }).bootstrapAdminKey).toBe(
+        "sixteen-chars-ok",
+      );
+    });
+  });
+
+  describe("database", () => {
+    it("builds a postgres connection string from POSTGRES_*", () => {
+      const config = loadConfig({
+        POSTGRES_HOST: "db.internal",
+        POSTGRES_PORT: "6543",
+        POSTGRES_USER: "steward",
+        POSTGRES_PASSWORD: "hunter2",
+        POSTGRES_DB: "registry",
+      });
+      expect(config.database).toEqual({
+        kind: "postgres",
+        connectionString: "postgres://steward:hunter2@db.internal:6543/registry",
+        schema: "public",
+        poolSize: 10,
+      });
+    });
+
+    it("defaults to user postgres, port 5432, database steward and no password", () => {
+      expect(loadConfig({ POSTGRES_HOST: "localhost" }).database).toMatchObject({
+        connectionString: "postgres://postgres@localhost:5432/steward",
+      });
+    });
+
+    it("URL-encodes the user, password and database name", () => {
+      const config = loadConfig({
+        POSTGRES_HOST: "db",
+        POSTGRES_USER: "app@corp",
+        POSTGRES_PASSWORD: "p@ss:w/rd#?%",
+        POSTGRES_DB: "my db",
+      });
+      if (config.database.kind !== "postgres") throw new Error("expected postgres");
+      const url = new URL(config.database.connectionString);
+      expect(decodeURIComponent(url.username)).toBe("app@corp");
+      expect(decodeURIComponent(url.password)).toBe("p@ss:w/rd#?%");
+      expect(url.hostname).toBe("db");
+      expect(decodeURIComponent(url.pathname)).toBe("/my db");
+    });
+
+    it("brackets an IPv6 POSTGRES_HOST", () => {
+      expect(loadConfig({ POSTGRES_HOST: "::1" }).database).toMatchObject({
+        connectionString: "postgres://postgres@[::1]:5432/steward",
+      });
+    });
+
+    it("refuses a bad POSTGRES_PORT, naming it", () => {
+      expect(configError({ POSTGRES_HOST: "db", POSTGRES_PORT: "99999" }).variable).toBe("POSTGRES_PORT");
+    });
+
+    it("prefers DATABASE_URL over POSTGRES_*", () => {
+      const url = "postgresql://u:p@primary:5432/steward?sslmode=require";
+      const config = loadConfig({ DATABASE_URL: url, POSTGRES_HOST: "ignored", POSTGRES_PASSWORD: "x" });
+      expect(config.database).toEqual({
+        kind: "postgres",
+        connectionString: url,
+        schema: "public",
+        poolSize: 10,
+      });
+    });
+
+    it("refuses a DATABASE_URL that is not postgres", () => {
+      expect(configError({ DATABASE_URL: "mysql://u@h/db" }).variable).toBe("DATABASE_URL");
+    });
+
+    it("reads STEWARD_DB_SCHEMA and STEWARD_DB_POOL_SIZE", () => {
+      const config = loadConfig({
+        DATABASE_URL: "postgres://h/db",
+        STEWARD_DB_SCHEMA: "steward_test_1",
+        STEWARD_DB_POOL_SIZE: "25",
+      });
+      expect(config.database).toMatchObject({ schema: "steward_test_1", poolSize: 25 });
+    });
+
+    it.each(["Public", "1schema", "my-schema", "a;drop schema public", "x".repeat(64), '"quoted"'])(
+      "refuses STEWARD_DB_SCHEMA=%j, naming it",
+      (schema) => {
+        const error = configError({ DATABASE_URL: "postgres://h/db", STEWARD_DB_SCHEMA: schema });
+        expect(error.variable).toBe("STEWARD_DB_SCHEMA");
+        expect(error.message).toContain("STEWARD_DB_SCHEMA");
+      },
+    );
+  });
+
+  describe("JWT", () => {
+    const jwtEnv = { STEWARD_JWT_ISSUER: "https://idp.example.com/", STEWARD_JWT_AUDIENCE: "steward" };
+
+    it("is off when neither a secret nor a JWKS URL is given", () => {
+      expect(loadConfig(jwtEnv).jwt).toBeUndefined();
+    });
+
+    it("reads a secret with issuer, audience and default claim names", () => {
+      expect(loadConfig({ ...jwtEnv, STEWARD_JWT_SECRET: JWT_SECRET }).jwt).toEqual({
+        secret: JWT_SECRET,
+        jwksUrl: undefined,
+        issuer: "https://idp.example.com/",
+        audience: "steward",
+        orgClaim: "org_id",
+        rolesClaim: "roles",
+        teamClaim: "team",
+      });
+    });
+
+    it("reads a JWKS URL and custom claim names", () => {
+      const jwt = loadConfig({
+        ...jwtEnv,
+        STEWARD_JWT_JWKS_URL: "https://idp.example.com/.well-known/jwks.json",
+        STEWARD_JWT_ORG_CLAIM: "tenant",
+        STEWARD_JWT_ROLES_CLAIM: "groups",
+        STEWARD_JWT_TEAM_CLAIM: "squad",
+      }).jwt;
+      expect(jwt).toMatchObject({
+        jwksUrl: "https://idp.example.com/.well-known/jwks.json",
+        orgClaim: "tenant",
+      });
+      expect(jwt).toMatchObject({ rolesClaim: "groups", teamClaim: "squad" });
+    });
+
+    it.each([
+      [{ STEWARD_JWT_SECRET: JWT_SECRET, STEWARD_JWT_AUDIENCE: "steward" }, "STEWARD_JWT_ISSUER"],
+      [{ STEWARD_JWT_SECRET: JWT_SECRET, STEWARD_JWT_ISSUER: "iss" }, "STEWARD_JWT_AUDIENCE"],
+      [{ STEWARD_JWT_JWKS_URL: "https://idp/jwks", STEWARD_JWT_AUDIENCE: "steward" }, "STEWARD_JWT_ISSUER"],
+      [{ ...jwtEnv, STEWARD_JWT_SECRET: "too-short" }, "STEWARD_JWT_SECRET"],
+      [
+        { ...jwtEnv, STEWARD_JWT_SECRET: JWT_SECRET, STEWARD_JWT_JWKS_URL: "https://idp/jwks" },
+        "STEWARD_JWT_SECRET",
+      ],
+      [{ ...jwtEnv, STEWARD_JWT_JWKS_URL: "ftp://idp/jwks" }, "STEWARD_JWT_JWKS_URL"],
+    ])("refuses %j, naming %s", (env, variable) => {
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toContain(variable);
+    });
+  });
+});
