@@ -76,6 +76,17 @@ describe("happy path", () => {
     expect(await sealedClientSecret(created.id)).toBe(sealedBefore);
   });
 
+  it("accepts a platform config sent back exactly as it was read", async () => {
+    const created = (await create(slackAgent({ name: "happy-echo" }))).json();
+    const response = await t.request({
+      method: "PATCH",
+      url: `${AGENTS}/${created.id}`,
+      payload: { platform_config: { ...created.platform_config, channel: "#support-2" } },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json().platform_config).toEqual({ webhook_url: "****2222", channel: "#support-2" });
+  });
+
   it("replaces a secret when a new value is sent", async () => {
     const created = (await create(slackAgent({ name: "happy-rotate" }))).json();
     const response = await t.request({
