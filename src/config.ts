@@ -20,6 +20,15 @@ export interface JwtConfig {
   teamClaim: string;
 }
 
+export interface RedisConfig {
+  url: string;
+  /** Prepended to every key, so several Steward installs (or test runs) can share one server. */
+  keyPrefix: string;
+}
+
+/** Which outbound destinations the SSRF guard lets through besides public addresses. */
+export type PrivateNetworkAccess = { kind: "none" } | { kind: "all" } | { kind: "cidrs"; cidrs: string[] };
+
 export interface Config {
   env: StewardEnv;
   host: string;
@@ -32,6 +41,16 @@ export interface Config {
   previousEncryptionKeys: string[];
   bootstrapAdminKey?: string;
   jwt?: JwtConfig;
+  /** Unset: rate-limit counters live in memory (one process). */
+  redis?: RedisConfig;
+  rateLimitFailMode: "open" | "closed";
+  privateNetworks: PrivateNetworkAccess;
+  /** DNS servers for resolving agent hosts ("host" or "host:port"); unset: the system resolver. */
+  dnsServers: string[];
+  /** Default whole-request timeout of a call to an agent. */
+  invokeTimeoutMs: number;
+  /** Largest agent response body Steward reads. */
+  maxResponseBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -91,13 +110,58 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: integer("STEWARD_BODY_LIMIT", 1024 * 1024, 1024, 100 * 1024 * 1024),
     database: databaseConfig(read, integer, dataDir),
     encryptionKey,
-    previousEncryptionKeys: (read("STEWARD_ENCRYPTION_PREVIOUS_KEYS") ?? "")
-      .split(",")
-      .map((key) => key.trim())
-      .filter(Boolean),
+    previousEncryptionKeys: list(read("STEWARD_ENCRYPTION_PREVIOUS_KEYS")),
     bootstrapAdminKey,
     jwt: jwtConfig(read),
+    redis: redisConfig(read, integer),
+    rateLimitFailMode: oneOf("STEWARD_RATE_LIMIT_FAIL_MODE", ["open", "closed"] as const, "open"),
+    privateNetworks: privateNetworks(read("STEWARD_ALLOW_PRIVATE_NETWORKS")),
+    dnsServers: list(read("STEWARD_DNS_SERVERS")),
+    invokeTimeoutMs: integer("STEWARD_INVOKE_TIMEOUT_MS", 30_000, 100, 600_000),
+    maxResponseBytes: integer("STEWARD_MAX_RESPONSE_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
   };
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+const CIDR = /^(\d{1,3}(\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:]+\/\d{1,3})$/;
+
+function privateNetworks(raw: string | undefined): PrivateNetworkAccess {
+  if (raw === undefined || raw === "false") return { kind: "none" };
+  if (raw === "true") return { kind: "all" };
+  const cidrs = list(raw);
+  const bad = cidrs.find((cidr) => !CIDR.test(cidr));
+  if (bad !== undefined) {
+    throw new ConfigError(
+      "STEWARD_ALLOW_PRIVATE_NETWORKS",
+      `must be true, false or a comma-separated list of CIDRs (got "${bad}")`,
+    );
+  }
+  return { kind: "cidrs", cidrs };
+}
+
+function redisConfig(
+  read: (name: string) => string | undefined,
+  integer: (name: string, fallback: number, min: number, max: number) => number,
+): RedisConfig | undefined {
+  const keyPrefix = read("STEWARD_REDIS_PREFIX") ?? "steward:";
+  const url = read("REDIS_URL");
+  if (url) {
+    if (!/^rediss?:\/\//.test(url)) throw new ConfigError("REDIS_URL", "must be a redis:// or rediss:// URL");
+    return { url, keyPrefix };
+  }
+  // Dragonfly speaks the Redis protocol; its settings are accepted under their own names.
+  const host = read("DRAGONFLY_HOST");
+  if (!host) return undefined;
+  const port = integer("DRAGONFLY_PORT", 6379, 1, 65535);
+  const password = read("DRAGONFLY_PASSWORD");
+  const auth = password ? `:${encodeURIComponent(password)}@` : "";
+  return { url: `redis://${auth}${host.includes(":") ? `[${host}]` : host}:${port}`, keyPrefix };
 }
 
 function databaseConfig(

@@ -1,5 +1,18 @@
 import { sql } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  date,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
 
 /**
  * Drizzle mirror of migrations/*.sql, used for typed queries. The SQL files are the
@@ -7,11 +20,15 @@ import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex }
  */
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+const money = (name: string) => numeric(name, { precision: 20, scale: 6, mode: "number" });
 
 export const organizations = pgTable("organizations", {
   id: text("id").primaryKey(),
   name: text("name").notNull().unique("organizations_name_key"),
   createdAt: createdAt(),
+  policyCombining: text("policy_combining").notNull().default("deny_overrides"),
+  rateLimitDefaults: jsonb("rate_limit_defaults").$type<Record<string, unknown>>().notNull().default({}),
+  budgetConfig: jsonb("budget_config").$type<Record<string, unknown>>().notNull().default({}),
 });
 
 export const users = pgTable("users", {
@@ -108,3 +125,104 @@ export const externalAgents = pgTable(
 export type ExternalAgentRow = typeof externalAgents.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type OrganizationRow = typeof organizations.$inferSelect;
+
+export const policies = pgTable("policies", {
+  id: text("id").primaryKey(),
+  organizationId: text("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  name: text("name").notNull(),
+  description: text("description"),
+  effect: text("effect").notNull(),
+  priority: integer("priority").notNull().default(0),
+  enabled: boolean("enabled").notNull().default(true),
+  conditions: jsonb("conditions").$type<unknown[]>().notNull().default([]),
+  cedar: text("cedar"),
+  createdBy: text("created_by"),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const budgetUsage = pgTable(
+  "budget_usage",
+  {
+    organizationId: text("organization_id")
+      .notNull()
+      .references(() => organizations.id),
+    scope: text("scope").notNull(),
+    scopeId: text("scope_id").notNull(),
+    period: text("period").notNull(),
+    periodStart: date("period_start").notNull(),
+    spent: money("spent").notNull().default(0),
+    reserved: money("reserved").notNull().default(0),
+    invocations: integer("invocations").notNull().default(0),
+    warningNotifiedAt: timestamp("warning_notified_at", { withTimezone: true }),
+    degradationNotifiedAt: timestamp("degradation_notified_at", { withTimezone: true }),
+  },
+  (table) => [primaryKey({ columns: [table.scope, table.scopeId, table.period, table.periodStart] })],
+);
+
+export const invocations = pgTable("invocations", {
+  id: text("id").primaryKey(),
+  organizationId: text("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  externalAgentId: text("external_agent_id")
+    .notNull()
+    .references(() => externalAgents.id),
+  status: text("status").notNull(),
+  idempotencyKey: text("idempotency_key"),
+  externalUserId: text("external_user_id"),
+  externalUserEmail: text("external_user_email"),
+  externalUserName: text("external_user_name"),
+  externalUserRole: text("external_user_role"),
+  externalSystem: text("external_system"),
+  externalSessionId: text("external_session_id"),
+  externalTraceId: text("external_trace_id"),
+  externalContext: jsonb("external_context").$type<Record<string, unknown>>(),
+  principalType: text("principal_type").notNull(),
+  principalId: text("principal_id").notNull(),
+  apiKeyPrefix: text("api_key_prefix"),
+  team: text("team"),
+  agentName: text("agent_name").notNull(),
+  agentEndpoint: text("agent_endpoint").notNull(),
+  agentVersion: integer("agent_version").notNull(),
+  traceId: text("trace_id").notNull(),
+  spanId: text("span_id").notNull(),
+  parentSpanId: text("parent_span_id"),
+  parentInvocationId: text("parent_invocation_id"),
+  requestIp: text("request_ip"),
+  userAgent: text("user_agent"),
+  requestBody: jsonb("request_body").$type<unknown>(),
+  responseStatus: integer("response_status"),
+  responseBody: jsonb("response_body").$type<unknown>(),
+  errorMessage: text("error_message"),
+  durationMs: integer("duration_ms"),
+  estimatedCost: money("estimated_cost").notNull().default(0),
+  reservedCost: money("reserved_cost").notNull().default(0),
+  costUsd: money("cost_usd"),
+  degraded: boolean("degraded").notNull().default(false),
+  degradedReasons: text("degraded_reasons").array().notNull().default(sql`'{}'`),
+  governance: jsonb("governance").$type<Record<string, unknown>>().notNull().default({}),
+  policyIds: text("policy_ids").array().notNull().default(sql`'{}'`),
+  createdAt: createdAt(),
+  completedAt: timestamp("completed_at", { withTimezone: true }),
+  chainSeq: bigint("chain_seq", { mode: "number" }),
+  prevHash: text("prev_hash"),
+  recordHash: text("record_hash"),
+  identityHash: text("identity_hash"),
+  bodyHash: text("body_hash"),
+  redactedAt: timestamp("redacted_at", { withTimezone: true }),
+});
+
+export const lineageChainHeads = pgTable("lineage_chain_heads", {
+  organizationId: text("organization_id")
+    .primaryKey()
+    .references(() => organizations.id),
+  lastSeq: bigint("last_seq", { mode: "number" }).notNull(),
+  lastHash: text("last_hash").notNull(),
+});
+
+export type PolicyRow = typeof policies.$inferSelect;
+export type InvocationRow = typeof invocations.$inferSelect;
+export type BudgetUsageRow = typeof budgetUsage.$inferSelect;
