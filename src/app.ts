@@ -12,8 +12,27 @@ import type { Config } from "./config.js";
 import { createSecretBox } from "./crypto/key-ring.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { runMigrations } from "./db/migrate.js";
+import { budgetRoutes } from "./governance/budget/budget.routes.js";
+import { BudgetService } from "./governance/budget/budget.service.js";
+import { policyRoutes } from "./governance/policies/policy.routes.js";
+import { PolicyService } from "./governance/policies/policy.service.js";
+import type { RateLimiter } from "./governance/rate-limit/rate-limiter.js";
+import { MemoryRateLimiter } from "./governance/rate-limit/rate-limiter.memory.js";
+import { createRedisClient, RedisRateLimiter } from "./governance/rate-limit/rate-limiter.redis.js";
+import { governanceSettingsRoutes } from "./governance/settings/governance-settings.routes.js";
+import { GovernanceSettingsService } from "./governance/settings/governance-settings.service.js";
 import { createHttpServer } from "./http/server.js";
+import { AddressGuard } from "./invocation/address-guard.js";
+import { AgentClient } from "./invocation/agent-client.js";
+import { NO_APPROVAL_REQUIRED } from "./invocation/approval-gate.js";
+import { invocationRoutes } from "./invocation/invocation.routes.js";
+import { InvocationService } from "./invocation/invocation.service.js";
+import { InvocationStore } from "./invocation/invocation-store.js";
+import { lineageRoutes } from "./lineage/lineage.routes.js";
+import { LineageService } from "./lineage/lineage.service.js";
 import { healthRoutes } from "./observability/health.routes.js";
+import { createMetrics } from "./observability/metrics.js";
+import { metricsRoutes } from "./observability/metrics.routes.js";
 import { organizationRoutes } from "./orgs/organization.routes.js";
 import { DEFAULT_ORGANIZATION_ID, OrganizationService } from "./orgs/organization.service.js";
 import { STEWARD_VERSION } from "./version.js";
@@ -32,14 +51,39 @@ export interface Steward {
  */
 export async function createSteward(config: Config, logger: Logger): Promise<Steward> {
   const database = await openDatabase(config.database, logger);
+  const closers: Array<() => Promise<void>> = [];
   try {
     const migrations = await runMigrations(database.pool, database.schema);
     if (migrations.applied.length > 0) logger.info({ applied: migrations.applied }, "database migrated");
 
     const secretBox = await createSecretBox(config, logger);
+    const guard = new AddressGuard(config.privateNetworks, { dnsServers: config.dnsServers });
     const organizations = new OrganizationService(database.db);
     const apiKeys = new ApiKeyService(database.db);
-    const agents = new ExternalAgentService(database.db, secretBox);
+    const agents = new ExternalAgentService(database.db, secretBox, guard);
+    const settings = new GovernanceSettingsService(database.db);
+    const policies = new PolicyService(database.db);
+    const budgets = new BudgetService(database.db);
+    const lineage = new LineageService(database.db);
+    const metrics = createMetrics();
+    const limiter = await createRateLimiter(config, logger);
+    closers.push(() => limiter.close());
+    const agentClient = new AgentClient({ guard, maxResponseBytes: config.maxResponseBytes });
+    closers.push(() => agentClient.close());
+    const invocationService = new InvocationService({
+      agents,
+      store: new InvocationStore(database.db),
+      settings,
+      policies,
+      limiter,
+      budgets,
+      approvals: NO_APPROVAL_REQUIRED,
+      client: agentClient,
+      metrics,
+      logger,
+      environment: config.env,
+      defaultTimeoutMs: config.invokeTimeoutMs,
+    });
 
     await organizations.ensureDefault();
     const { firstAdminKey } = await ensureAdminAccess(
@@ -60,12 +104,18 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       version: STEWARD_VERSION,
     });
     await server.register(healthRoutes(database));
+    await server.register(metricsRoutes(metrics.registry));
     await server.register(
       async (api) => {
         registerAccessControl(api, authenticate);
         await api.register(organizationRoutes(organizations));
         await api.register(apiKeyRoutes(apiKeys, organizations));
         await api.register(externalAgentRoutes(agents));
+        await api.register(invocationRoutes(invocationService, agents, lineage));
+        await api.register(budgetRoutes(budgets, agents, settings));
+        await api.register(governanceSettingsRoutes(settings));
+        await api.register(policyRoutes(policies));
+        await api.register(lineageRoutes(lineage));
       },
       { prefix: "/api/v1" },
     );
@@ -77,11 +127,49 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       firstAdminKey,
       async close() {
         await server.close();
+        await closeAll(closers);
         await database.close();
       },
     };
   } catch (error) {
+    await closeAll(closers);
     await database.close();
     throw error;
   }
+}
+
+async function closeAll(closers: Array<() => Promise<void>>): Promise<void> {
+  for (const close of closers.reverse()) await close();
+}
+
+/** How long start-up waits for Redis before serving with the fail mode in charge. */
+const REDIS_READY_WAIT_MS = 5_000;
+/** During an outage the client reports every reconnect attempt; one log line per this period is enough. */
+const REDIS_ERROR_LOG_INTERVAL_MS = 30_000;
+
+/** Redis when configured (shared by every replica), otherwise in memory (one process). */
+async function createRateLimiter(config: Config, logger: Logger): Promise<RateLimiter> {
+  if (!config.redis) return new MemoryRateLimiter();
+  let lastLogged = 0;
+  const logThrottled = (error: unknown, message: string) => {
+    if (Date.now() - lastLogged < REDIS_ERROR_LOG_INTERVAL_MS) return;
+    lastLogged = Date.now();
+    logger.warn({ err: error }, message);
+  };
+  const redis = createRedisClient(config.redis.url, (error) => logThrottled(error, "redis connection error"));
+  const deadline = Date.now() + REDIS_READY_WAIT_MS;
+  while (redis.status !== "ready" && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  if (redis.status !== "ready") {
+    logger.warn(
+      { fail_mode: config.rateLimitFailMode },
+      "redis is not reachable yet; rate limiting follows the fail mode",
+    );
+  }
+  return new RedisRateLimiter({
+    redis,
+    keyPrefix: config.redis.keyPrefix,
+    failMode: config.rateLimitFailMode,
+    onStoreError: (error) => logThrottled(error, "rate-limit store did not answer in time"),
+  });
 }

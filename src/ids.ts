@@ -7,6 +7,8 @@ export const ID_PREFIXES = {
   apiKey: "key",
   auditEvent: "aud",
   externalAgent: "agt",
+  invocation: "inv",
+  policy: "pol",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
 import pg from "pg";
-import { TEST_DATABASE_URL } from "./helpers/services.js";
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./helpers/services.js";
 
 /**
  * One id per test run: every schema a test creates starts with
@@ -21,11 +22,27 @@ export default async function setup({ provide }: { provide: (key: "testRunId", v
     } finally {
       await client.end();
     }
+    await deleteRedisKeys(`steward_test_${runId}_*`);
   };
 }
 
 declare module "vitest" {
   export interface ProvidedContext {
     testRunId: string;
+  }
+}
+
+async function deleteRedisKeys(pattern: string): Promise<void> {
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+  await redis.connect();
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
   }
 }

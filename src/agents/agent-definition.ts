@@ -18,6 +18,23 @@ export interface PreparedConfig {
   /** The config as stored (secrets sealed), or undefined when it had errors. */
   stored?: ConfigObject;
   errors: FieldError[];
+  /** URLs Steward will call, by field name, that are new (not a resent stored credential). */
+  destinations: Array<{ field: string; url: string }>;
+}
+
+/** Checks where an agent's URLs lead; a URL that resolves to a refused address is an error. */
+export interface DestinationCheck {
+  checkUrl(url: string): Promise<string | null>;
+}
+
+export async function destinationErrors(
+  check: DestinationCheck,
+  destinations: Array<{ field: string; url: string }>,
+): Promise<FieldError[]> {
+  const problems = await Promise.all(
+    destinations.map(async ({ field, url }) => ({ field, message: await check.checkUrl(url) })),
+  );
+  return problems.filter((problem): problem is FieldError => problem.message !== null);
 }
 
 export function checkWebhookUrl(url: string): FieldError[] {
@@ -35,8 +52,15 @@ function prepare(
 ): PreparedConfig {
   const kept = keptSecretPaths(input, spec.secretPaths, previous);
   const errors = validateConfig(spec, input, section, kept);
-  if (errors.length > 0) return { errors };
-  return { stored: sealSecrets(input, spec.secretPaths, box, { agentId, section, previous }), errors };
+  if (errors.length > 0) return { errors, destinations: [] };
+  const destinations = spec.urlFields
+    .filter((field) => typeof input[field] === "string" && !kept.has(field))
+    .map((field) => ({ field: `${section}.${field}`, url: input[field] as string }));
+  return {
+    stored: sealSecrets(input, spec.secretPaths, box, { agentId, section, previous }),
+    errors,
+    destinations,
+  };
 }
 
 /** Validates `auth_config` against `authType` and seals its secrets. */

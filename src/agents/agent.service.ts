@@ -8,9 +8,17 @@ import { AppError, type FieldError, NotFoundError, ValidationError } from "../er
 import { type Page, type PageRequest, toPage } from "../http/pagination.js";
 import { newId } from "../ids.js";
 import type { Agent, CreateAgentBody, UpdateAgentBody } from "./agent.schemas.js";
-import { checkWebhookUrl, prepareAuthConfig, preparePlatformConfig } from "./agent-definition.js";
+import {
+  checkWebhookUrl,
+  type DestinationCheck,
+  destinationErrors,
+  prepareAuthConfig,
+  preparePlatformConfig,
+} from "./agent-definition.js";
 import type { AgentStatus, AuthType, Platform } from "./agent-kinds.js";
 import { toAgentView } from "./agent-view.js";
+import { AUTH_CONFIG_SPECS } from "./auth-config.js";
+import { unsealSecrets } from "./credentials.js";
 import { normalizeBudgetConfig } from "./governance-config.js";
 
 export interface AgentFilters {
@@ -38,6 +46,7 @@ export class ExternalAgentService {
   constructor(
     private readonly db: Db,
     private readonly box: SecretBox,
+    private readonly destinations: DestinationCheck,
   ) {}
 
   async create(organizationId: string, body: CreateAgentBody, context: RequestContext): Promise<Agent> {
@@ -127,6 +136,28 @@ export class ExternalAgentService {
     return toAgentView(row);
   }
 
+  /**
+   * The stored agent with its outbound credentials in plaintext, for the invoker only.
+   * A credential that fails to decrypt (wrong key, tampered row) throws: no call goes
+   * out with a garbled secret.
+   */
+  async loadForInvocation(
+    organizationId: string,
+    id: string,
+  ): Promise<{ row: ExternalAgentRow; authConfig: Record<string, unknown> }> {
+    const [row] = await this.db
+      .select()
+      .from(externalAgents)
+      .where(and(eq(externalAgents.id, id), eq(externalAgents.organizationId, organizationId)));
+    if (!row) throw new NotFoundError("external agent", id);
+    const spec = AUTH_CONFIG_SPECS[row.authType as AuthType];
+    const authConfig = unsealSecrets(row.authConfig, spec.secretPaths, this.box, {
+      agentId: row.id,
+      section: "auth_config",
+    });
+    return { row, authConfig };
+  }
+
   async update(
     organizationId: string,
     id: string,
@@ -144,7 +175,7 @@ export class ExternalAgentService {
         if (current.status === "deleted") {
           throw new AppError("CONFLICT", `external agent ${id} is deleted and cannot be changed`);
         }
-        const changes = this.applyPatch(current, patch);
+        const changes = await this.applyPatch(current, patch);
         const [updated] = await tx
           .update(externalAgents)
           .set({ ...changes, version: current.version + 1, updatedAt: new Date() })
@@ -192,9 +223,13 @@ export class ExternalAgentService {
   }
 
   /** Validates a PATCH against the stored agent and returns the columns to write. */
-  private applyPatch(current: ExternalAgentRow, patch: UpdateAgentBody): Partial<ExternalAgentRow> {
+  private async applyPatch(
+    current: ExternalAgentRow,
+    patch: UpdateAgentBody,
+  ): Promise<Partial<ExternalAgentRow>> {
     const errors: FieldError[] = [];
     const changes: Partial<ExternalAgentRow> = {};
+    const destinations: Array<{ field: string; url: string }> = [];
     if (patch.platform !== undefined && patch.platform !== current.platform) {
       errors.push({
         field: "platform",
@@ -203,6 +238,7 @@ export class ExternalAgentService {
     }
     if (patch.webhook_url !== undefined) {
       errors.push(...checkWebhookUrl(patch.webhook_url));
+      destinations.push({ field: "webhook_url", url: patch.webhook_url });
       changes.webhookUrl = patch.webhook_url;
     }
 
@@ -215,6 +251,7 @@ export class ExternalAgentService {
         const previous = authTypeChanged ? undefined : current.authConfig;
         const auth = prepareAuthConfig(authType, patch.auth_config ?? {}, this.box, current.id, previous);
         errors.push(...auth.errors);
+        destinations.push(...auth.destinations);
         changes.authType = authType;
         if (auth.stored) changes.authConfig = auth.stored;
       }
@@ -228,6 +265,7 @@ export class ExternalAgentService {
         current.platformConfig,
       );
       errors.push(...platform.errors);
+      destinations.push(...platform.destinations);
       if (platform.stored) changes.platformConfig = platform.stored;
     }
     if (patch.budget_config !== undefined) {
@@ -235,6 +273,7 @@ export class ExternalAgentService {
       errors.push(...budget.errors);
       changes.budgetConfig = budget.config;
     }
+    if (errors.length === 0) errors.push(...(await destinationErrors(this.destinations, destinations)));
     if (errors.length > 0) throw new ValidationError(errors);
 
     if (patch.name !== undefined) changes.name = patch.name;

@@ -8,11 +8,22 @@ const money = (description: string) => Type.Optional(Type.Number({ minimum: 0, d
 const ratio = (description: string) =>
   Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description }));
 
+const RateLimitWindows = {
+  requests_per_minute: count("Calls allowed per sliding minute"),
+  requests_per_hour: count("Calls allowed per sliding hour"),
+  requests_per_day: count("Calls allowed per sliding day"),
+};
+
 export const RateLimitConfig = Type.Object(
   {
-    requests_per_minute: count("Calls allowed per sliding minute"),
-    requests_per_hour: count("Calls allowed per sliding hour"),
-    requests_per_day: count("Calls allowed per sliding day"),
+    ...RateLimitWindows,
+    per_user: Type.Optional(
+      Type.Object(RateLimitWindows, {
+        additionalProperties: false,
+        description:
+          "Limits for each external user (X-External-User-ID or email), on top of the agent-wide ones",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

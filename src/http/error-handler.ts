@@ -6,14 +6,20 @@ import { type SchemaError, toFieldErrors } from "./field-errors.js";
 export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
   VALIDATION_ERROR: 400,
+  AGENT_NOT_ACTIVE: 400,
   UNAUTHORIZED: 401,
+  BUDGET_EXCEEDED: 402,
   FORBIDDEN: 403,
+  POLICY_DENIED: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMIT_EXCEEDED: 429,
   INTERNAL_ERROR: 500,
+  UPSTREAM_ERROR: 502,
   SERVICE_UNAVAILABLE: 503,
+  UPSTREAM_TIMEOUT: 504,
 };
 
 /** Fastify's own client errors (bad JSON, body too large, …) by status. */

@@ -7,8 +7,8 @@ import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { createSteward, type Steward } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { uniqueSchema } from "./schema.js";
-import { TEST_DATABASE_URL } from "./services.js";
+import { uniqueRedisPrefix, uniqueSchema } from "./schema.js";
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./services.js";
 
 export type StorageKind = "postgres" | "embedded";
 
@@ -84,4 +84,17 @@ export async function createKey(t: TestSteward, role: string, organizationId?: s
   });
   if (response.statusCode !== 201) throw new Error(`creating key failed: ${response.body}`);
   return response.json().key as string;
+}
+
+/**
+ * Settings for a Steward that invokes local stand-in agents: 127.0.0.1 allowed past the
+ * SSRF guard, and rate limits in the real Redis under a key prefix of its own.
+ */
+export function invokeEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
+    REDIS_URL: TEST_REDIS_URL,
+    STEWARD_REDIS_PREFIX: uniqueRedisPrefix(),
+    ...extra,
+  };
 }

@@ -30,6 +30,12 @@ describe("loadConfig", () => {
         previousEncryptionKeys: [],
         bootstrapAdminKey: undefined,
         jwt: undefined,
+        redis: undefined,
+        rateLimitFailMode: "open",
+        privateNetworks: { kind: "none" },
+        dnsServers: [],
+        invokeTimeoutMs: 30_000,
+        maxResponseBytes: 1024 * 1024,
       });
     });
 
@@ -247,6 +253,48 @@ describe("loadConfig", () => {
       const error = configError(env);
       expect(error.variable).toBe(variable);
       expect(error.message).toContain(variable);
+    });
+  });
+
+  describe("invocation settings", () => {
+    it("uses Redis from REDIS_URL, or from DRAGONFLY_*, with a key prefix", () => {
+      expect(loadConfig({ REDIS_URL: "redis://cache:6379/2" }).redis).toEqual({
+        url: "redis://cache:6379/2",
+        keyPrefix: "steward:",
+      });
+      expect(
+        loadConfig({ DRAGONFLY_HOST: "df", DRAGONFLY_PASSWORD: "p@ss", STEWARD_REDIS_PREFIX: "x:" }).redis,
+      ).toEqual({ url: "redis://:p%40ss@df:6379", keyPrefix: "x:" });
+      expect(() => loadConfig({ REDIS_URL: "http://cache" })).toThrow(/REDIS_URL/);
+    });
+
+    it("reads the fail mode, refusing anything but open or closed", () => {
+      expect(loadConfig({ STEWARD_RATE_LIMIT_FAIL_MODE: "closed" }).rateLimitFailMode).toBe("closed");
+      expect(() => loadConfig({ STEWARD_RATE_LIMIT_FAIL_MODE: "maybe" })).toThrow(
+        /STEWARD_RATE_LIMIT_FAIL_MODE/,
+      );
+    });
+
+    it("reads private-network access as true, false or CIDRs", () => {
+      expect(loadConfig({ STEWARD_ALLOW_PRIVATE_NETWORKS: "true" }).privateNetworks).toEqual({ kind: "all" });
+      expect(loadConfig({ STEWARD_ALLOW_PRIVATE_NETWORKS: "false" }).privateNetworks).toEqual({
+        kind: "none",
+      });
+      expect(
+        loadConfig({ STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32, fd00::/8" }).privateNetworks,
+      ).toEqual({
+        kind: "cidrs",
+        cidrs: ["127.0.0.1/32", "fd00::/8"],
+      });
+      expect(() => loadConfig({ STEWARD_ALLOW_PRIVATE_NETWORKS: "yes" })).toThrow(
+        /STEWARD_ALLOW_PRIVATE_NETWORKS/,
+      );
+    });
+
+    it("bounds the invoke timeout and response size", () => {
+      expect(loadConfig({ STEWARD_INVOKE_TIMEOUT_MS: "5000" }).invokeTimeoutMs).toBe(5000);
+      expect(() => loadConfig({ STEWARD_INVOKE_TIMEOUT_MS: "0" })).toThrow(/STEWARD_INVOKE_TIMEOUT_MS/);
+      expect(() => loadConfig({ STEWARD_MAX_RESPONSE_BYTES: "10" })).toThrow(/STEWARD_MAX_RESPONSE_BYTES/);
     });
   });
 });

@@ -32,7 +32,9 @@ describe("newId", () => {
       "apiKey",
       "auditEvent",
       "externalAgent",
+      "invocation",
       "organization",
+      "policy",
       "user",
     ]);
   });

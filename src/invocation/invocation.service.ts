@@ -1,0 +1,395 @@
+import type { Logger } from "pino";
+import type { ExternalAgentService } from "../agents/agent.service.js";
+import type { AuthType } from "../agents/agent-kinds.js";
+import type { BudgetConfig, RateLimitConfig } from "../agents/governance-config.js";
+import type { RequestContext } from "../audit/audit.js";
+import type { Principal } from "../auth/permissions.js";
+import type { StewardEnv } from "../config.js";
+import type { ExternalAgentRow, InvocationRow } from "../db/schema.js";
+import { AppError } from "../errors.js";
+import { type BudgetService, type BudgetTarget, estimateCost } from "../governance/budget/budget.service.js";
+import type { PolicyService } from "../governance/policies/policy.service.js";
+import type { PolicyContext } from "../governance/policies/policy-context.js";
+import { evaluatePolicies } from "../governance/policies/policy-engine.js";
+import { limitSpecsFor } from "../governance/rate-limit/limit-specs.js";
+import { type RateLimiter, RateLimiterUnavailableError } from "../governance/rate-limit/rate-limiter.js";
+import type { GovernanceSettingsService } from "../governance/settings/governance-settings.service.js";
+import { newId } from "../ids.js";
+import type { InvocationMetrics } from "../observability/metrics.js";
+import type { AgentClient } from "./agent-client.js";
+import type { ApprovalGate } from "./approval-gate.js";
+import type { CallerIdentity } from "./caller-identity.js";
+import type { GovernanceRecord } from "./invocation-response.js";
+import type { InvocationOutcome, InvocationStore } from "./invocation-store.js";
+import { withoutNulCharacters } from "./jsonb-text.js";
+import { continueTrace, formatTraceparent } from "./trace-context.js";
+
+export interface InvokeBody {
+  input: string;
+  context?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+}
+
+export interface InvokeCall {
+  principal: Principal;
+  agentId: string;
+  body: InvokeBody;
+  identity: CallerIdentity;
+  traceparent?: string;
+  idempotencyKey?: string;
+  ip?: string;
+  userAgent?: string;
+  requestId: string;
+}
+
+export interface InvocationDependencies {
+  agents: ExternalAgentService;
+  store: InvocationStore;
+  settings: GovernanceSettingsService;
+  policies: PolicyService;
+  limiter: RateLimiter;
+  budgets: BudgetService;
+  approvals: ApprovalGate;
+  client: AgentClient;
+  metrics: InvocationMetrics;
+  logger: Logger;
+  environment: StewardEnv;
+  defaultTimeoutMs: number;
+  clock?: () => Date;
+}
+
+/** Seconds an agent may set in `config.timeout_seconds`; anything else falls back to the default. */
+const MAX_AGENT_TIMEOUT_SECONDS = 600;
+
+/** The cost an agent reports in its answer (`usage.cost_usd` or `cost_usd`), if it reports one. */
+function reportedCost(body: unknown): number | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const record = body as { cost_usd?: unknown; usage?: { cost_usd?: unknown } };
+  const cost = record.usage?.cost_usd ?? record.cost_usd;
+  return typeof cost === "number" && Number.isFinite(cost) && cost >= 0 ? cost : undefined;
+}
+
+/**
+ * The governed invocation: permission (checked by the route), policy, rate limit,
+ * budget reservation, approval gate, the outbound call, settlement — each step
+ * recorded on the invocation, which joins the lineage chain when it is final.
+ */
+export class InvocationService {
+  private readonly clock: () => Date;
+
+  constructor(private readonly deps: InvocationDependencies) {
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  async invoke(call: InvokeCall): Promise<InvocationRow> {
+    const { agents, store } = this.deps;
+    const organizationId = call.principal.organizationId;
+    const { row: agent, authConfig } = await agents.loadForInvocation(organizationId, call.agentId);
+    if (agent.status !== "active") {
+      throw new AppError("AGENT_NOT_ACTIVE", `external agent ${agent.id} is ${agent.status}`, {
+        status: agent.status,
+      });
+    }
+    if (call.idempotencyKey) {
+      const existing = await store.findByIdempotencyKey(organizationId, call.idempotencyKey);
+      if (existing) return this.replay(existing, agent.id);
+    }
+
+    const now = this.clock();
+    const trace = continueTrace(call.traceparent);
+    const parentInvocationId = trace.parentSpanId
+      ? await store.findParentBySpan(organizationId, trace.traceId, trace.parentSpanId)
+      : null;
+    const { identity } = call;
+    const started = await store.start({
+      id: newId("invocation", now.getTime()),
+      organizationId,
+      externalAgentId: agent.id,
+      status: "running",
+      idempotencyKey: call.idempotencyKey ?? null,
+      externalUserId: identity.userId ?? null,
+      externalUserEmail: identity.userEmail ?? null,
+      externalUserName: identity.userName ?? null,
+      externalUserRole: identity.userRole ?? null,
+      externalSystem: identity.system ?? null,
+      externalSessionId: identity.sessionId ?? null,
+      externalTraceId: identity.traceId ?? null,
+      externalContext: identity.context ?? null,
+      principalType: call.principal.type,
+      principalId: call.principal.id,
+      apiKeyPrefix: call.principal.keyPrefix ?? null,
+      team: call.principal.team,
+      agentName: agent.name,
+      agentEndpoint: agent.webhookUrl,
+      agentVersion: agent.version,
+      traceId: trace.traceId,
+      spanId: trace.spanId,
+      parentSpanId: trace.parentSpanId,
+      parentInvocationId,
+      requestIp: call.ip ?? null,
+      userAgent: call.userAgent ?? null,
+      requestBody: withoutNulCharacters(call.body),
+      createdAt: now,
+    });
+    if (started.duplicate) return this.replay(started.row, agent.id);
+
+    const invocation = new GovernedCall(this.deps, call, agent, started.row, now);
+    const final = await invocation.run(authConfig, formatTraceparent(trace));
+    this.deps.metrics.invocations.inc({ status: final.status });
+    return final;
+  }
+
+  /** The earlier call that holds this Idempotency-Key, if it was for the same agent. */
+  private replay(existing: InvocationRow, agentId: string): InvocationRow {
+    if (existing.externalAgentId !== agentId) {
+      throw new AppError("CONFLICT", "This Idempotency-Key was used for a call to another agent", {
+        invocation_id: existing.id,
+      });
+    }
+    return existing;
+  }
+}
+
+/** One call's walk through the governance steps, collecting what each decided. */
+class GovernedCall {
+  private readonly governance: GovernanceRecord = {};
+  private readonly degradedReasons: string[] = [];
+  private policyIds: string[] = [];
+  private estimatedCost = 0;
+
+  constructor(
+    private readonly deps: InvocationDependencies,
+    private readonly call: InvokeCall,
+    private readonly agent: ExternalAgentRow,
+    private readonly row: InvocationRow,
+    private readonly now: Date,
+  ) {}
+
+  async run(authConfig: Record<string, unknown>, traceparent: string): Promise<InvocationRow> {
+    const { deps, agent, call, now } = this;
+    const settings = await deps.settings.get(agent.organizationId);
+
+    // 1. Policy
+    const decision = evaluatePolicies(
+      await deps.policies.listForEvaluation(agent.organizationId),
+      settings.policy_combining,
+      this.policyContext(),
+    );
+    this.policyIds = decision.decidingPolicyIds;
+    this.governance.policy = {
+      allowed: decision.allowed,
+      reason: decision.reason,
+      matched_policies: decision.matchedPolicies,
+    };
+    if (!decision.allowed) return this.refuse("policy_denied");
+
+    // 2. Rate limit
+    const specs = limitSpecsFor(
+      agent.id,
+      agent.rateLimitConfig as RateLimitConfig,
+      settings.rate_limit_defaults,
+      call.identity.userId ?? call.identity.userEmail,
+    );
+    let limit: Awaited<ReturnType<RateLimiter["consume"]>>;
+    try {
+      limit = await deps.limiter.consume(specs, now.getTime());
+    } catch (error) {
+      if (error instanceof RateLimiterUnavailableError) {
+        deps.metrics.rateLimiterUnavailable.inc({ mode: "closed" });
+        deps.logger.error(
+          { invocation_id: this.row.id },
+          "rate limiter unavailable; refusing the call (fail mode closed)",
+        );
+        await this.finish({
+          status: "failure",
+          errorMessage: "rate limiting unavailable",
+          releaseIdempotencyKey: true,
+        });
+      }
+      throw error;
+    }
+    if (limit.degraded) {
+      deps.metrics.rateLimiterUnavailable.inc({ mode: "open" });
+      deps.logger.warn(
+        { invocation_id: this.row.id },
+        "rate limiter unavailable; call allowed (fail mode open)",
+      );
+      this.degradedReasons.push("rate_limiter_unavailable");
+    }
+    const shown = limit.exceeded ?? limit.tightest;
+    this.governance.rate_limit = {
+      allowed: limit.allowed,
+      degraded: limit.degraded,
+      ...(shown && {
+        window: shown.window,
+        limit: shown.limit,
+        remaining: shown.remaining,
+        reset_seconds: shown.resetSeconds,
+      }),
+    };
+    if (!limit.allowed) return this.refuse("rate_limited");
+
+    // 3. Budget
+    const target: BudgetTarget = {
+      organizationId: agent.organizationId,
+      agentId: agent.id,
+      agentBudget: agent.budgetConfig as BudgetConfig,
+      organizationBudget: settings.budget_config,
+    };
+    this.estimatedCost = estimateCost(target.agentBudget);
+    const reserved = await deps.budgets.reserve(target, this.estimatedCost, now, (tx) =>
+      deps.store.setReservedCost(tx, this.row.id, this.estimatedCost),
+    );
+    if (!reserved.allowed) {
+      this.governance.budget = {
+        allowed: false,
+        degraded: false,
+        estimated_cost: this.estimatedCost,
+        exceeded: { ...reserved.exceeded },
+      };
+      return this.refuse("budget_exceeded");
+    }
+    this.governance.budget = {
+      allowed: true,
+      degraded: reserved.degraded,
+      estimated_cost: this.estimatedCost,
+    };
+    if (reserved.degraded) this.degradedReasons.push("budget_soft_limit_exceeded");
+
+    // 4. Approval gate
+    const verdict = await deps.approvals.review({
+      invocationId: this.row.id,
+      agent,
+      input: call.body.input,
+      context: call.body.context ?? {},
+      identity: call.identity,
+      estimatedCost: this.estimatedCost,
+    });
+    this.governance.approval = verdict.required
+      ? {
+          required: true,
+          approval_id: verdict.approvalId,
+          reasons: verdict.reasons,
+          expires_at: verdict.expiresAt.toISOString(),
+        }
+      : { required: false };
+    if (verdict.required) {
+      return deps.store.hold(this.row.id, {
+        status: "pending_approval",
+        governance: this.governance as Record<string, unknown>,
+        degraded: this.degradedReasons.length > 0,
+        degradedReasons: this.degradedReasons,
+        policyIds: this.policyIds,
+      });
+    }
+
+    // 5. The call
+    const result = await deps.client.call(
+      {
+        agentId: agent.id,
+        url: agent.webhookUrl,
+        authType: agent.authType as AuthType,
+        authConfig,
+        timeoutMs: this.timeoutMs(),
+      },
+      {
+        body: {
+          input: call.body.input,
+          context: call.body.context ?? {},
+          metadata: call.body.metadata ?? {},
+          invocation_id: this.row.id,
+          trace_id: this.row.traceId,
+          external_user: {
+            id: call.identity.userId ?? null,
+            email: call.identity.userEmail ?? null,
+            name: call.identity.userName ?? null,
+            role: call.identity.userRole ?? null,
+          },
+        },
+        headers: { traceparent, "x-steward-invocation-id": this.row.id },
+        messageId: this.row.id,
+      },
+    );
+    this.governance.upstream = { attempts: result.attempts };
+    const succeeded = result.outcome === "success";
+    // A failed call is not charged unless the agent says what it cost.
+    const cost = reportedCost(result.body) ?? (succeeded ? this.estimatedCost : 0);
+
+    // 6. Settle and record, in one transaction
+    const context: RequestContext = {
+      actor: { type: call.principal.type, id: call.principal.id },
+      requestId: call.requestId,
+    };
+    return this.finish(
+      {
+        status: result.outcome,
+        responseStatus: result.status ?? null,
+        responseBody: result.body === undefined ? null : withoutNulCharacters(result.body),
+        errorMessage: result.error ? withoutNulCharacters(result.error) : null,
+        durationMs: Math.round(result.durationMs),
+        costUsd: cost,
+      },
+      (tx) => deps.budgets.settle(tx, reserved.reservation, cost, target, context),
+    );
+  }
+
+  private policyContext(): PolicyContext {
+    const { call, agent, now } = this;
+    const requested = call.body.context?.environment;
+    return {
+      environment: typeof requested === "string" ? requested : this.deps.environment,
+      ip: call.ip,
+      roles: [...call.principal.roles, ...(call.identity.userRole ? [call.identity.userRole] : [])],
+      team: call.principal.team,
+      externalSystem: call.identity.system,
+      externalUserId: call.identity.userId,
+      externalUserEmail: call.identity.userEmail,
+      now,
+      attributes: {
+        context: call.body.context ?? {},
+        metadata: call.body.metadata ?? {},
+        external_context: call.identity.context ?? {},
+      },
+      principal: {
+        type: call.principal.type,
+        id: call.principal.id,
+        organizationId: call.principal.organizationId,
+      },
+      agent: { id: agent.id, name: agent.name, platform: agent.platform, tags: agent.tags },
+    };
+  }
+
+  private timeoutMs(): number {
+    const seconds = (this.agent.config as { timeout_seconds?: unknown }).timeout_seconds;
+    return typeof seconds === "number" && seconds > 0 && seconds <= MAX_AGENT_TIMEOUT_SECONDS
+      ? seconds * 1000
+      : this.deps.defaultTimeoutMs;
+  }
+
+  /** A governance refusal: recorded, and the Idempotency-Key given back for a later retry. */
+  private refuse(status: "policy_denied" | "rate_limited" | "budget_exceeded"): Promise<InvocationRow> {
+    return this.finish({ status, releaseIdempotencyKey: true });
+  }
+
+  private finish(
+    outcome: Omit<
+      InvocationOutcome,
+      "governance" | "degraded" | "degradedReasons" | "policyIds" | "estimatedCost"
+    >,
+    alongside?: Parameters<InvocationStore["finish"]>[3],
+  ): Promise<InvocationRow> {
+    return this.deps.store.finish(
+      this.row.id,
+      this.agent.organizationId,
+      {
+        ...outcome,
+        governance: this.governance as Record<string, unknown>,
+        degraded: this.degradedReasons.length > 0,
+        degradedReasons: this.degradedReasons,
+        policyIds: this.policyIds,
+        estimatedCost: this.estimatedCost,
+      },
+      alongside,
+    );
+  }
+}

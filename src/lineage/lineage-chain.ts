@@ -1,0 +1,101 @@
+import { and, asc, eq, gt, isNotNull, sql } from "drizzle-orm";
+import type { Db, DbOrTx } from "../db/database.js";
+import { type InvocationRow, invocations, lineageChainHeads } from "../db/schema.js";
+import { GENESIS_HASH, hashRecord, verifyRecord } from "./lineage-hash.js";
+
+/**
+ * Appends a final invocation to its organization's chain, inside the caller's
+ * transaction. The chain head row is locked until that transaction commits, so
+ * records of one organization take consecutive places even across replicas; call
+ * this last in the transaction to hold the lock briefly.
+ */
+export async function appendToChain(
+  tx: DbOrTx,
+  invocationId: string,
+  organizationId: string,
+): Promise<InvocationRow> {
+  const head = await tx.execute<{ last_seq: number; last_hash: string }>(sql`
+    INSERT INTO lineage_chain_heads (organization_id, last_seq, last_hash)
+    VALUES (${organizationId}, 0, ${GENESIS_HASH})
+    ON CONFLICT (organization_id) DO UPDATE SET last_seq = lineage_chain_heads.last_seq
+    RETURNING last_seq, last_hash`);
+  const { last_seq: lastSeq, last_hash: prevHash } = head.rows[0] as { last_seq: number; last_hash: string };
+  const seq = lastSeq + 1;
+  const [placed] = await tx
+    .update(invocations)
+    .set({ chainSeq: seq, prevHash })
+    .where(eq(invocations.id, invocationId))
+    .returning();
+  if (!placed) throw new Error(`invocation ${invocationId} vanished before it joined the chain`);
+  const hashes = hashRecord(placed, prevHash);
+  const [hashed] = await tx
+    .update(invocations)
+    .set(hashes)
+    .where(eq(invocations.id, invocationId))
+    .returning();
+  await tx
+    .update(lineageChainHeads)
+    .set({ lastSeq: seq, lastHash: hashes.recordHash })
+    .where(eq(lineageChainHeads.organizationId, organizationId));
+  return hashed as InvocationRow;
+}
+
+export interface ChainVerification {
+  valid: boolean;
+  checked: number;
+  first_broken: { invocation_id: string | null; chain_seq: number; reason: string } | null;
+}
+
+const BATCH = 500;
+
+/** Walks an organization's chain from the start and names the first record that does not hold. */
+export async function verifyChain(db: Db, organizationId: string): Promise<ChainVerification> {
+  let prevHash = GENESIS_HASH;
+  let expectedSeq = 1;
+  let checked = 0;
+  for (;;) {
+    const rows = await db
+      .select()
+      .from(invocations)
+      .where(
+        and(
+          eq(invocations.organizationId, organizationId),
+          isNotNull(invocations.chainSeq),
+          gt(invocations.chainSeq, expectedSeq - 1),
+        ),
+      )
+      .orderBy(asc(invocations.chainSeq))
+      .limit(BATCH);
+    for (const row of rows) {
+      const reason =
+        row.chainSeq !== expectedSeq ? `record ${expectedSeq} is missing` : verifyRecord(row, prevHash);
+      if (reason) {
+        return {
+          valid: false,
+          checked,
+          first_broken: { invocation_id: row.id, chain_seq: row.chainSeq ?? 0, reason },
+        };
+      }
+      prevHash = row.recordHash ?? "";
+      expectedSeq++;
+      checked++;
+    }
+    if (rows.length < BATCH) break;
+  }
+  const [head] = await db
+    .select()
+    .from(lineageChainHeads)
+    .where(eq(lineageChainHeads.organizationId, organizationId));
+  if (head && (head.lastSeq !== checked || head.lastHash !== prevHash)) {
+    return {
+      valid: false,
+      checked,
+      first_broken: {
+        invocation_id: null,
+        chain_seq: checked + 1,
+        reason: "records at the end of the chain are missing",
+      },
+    };
+  }
+  return { valid: true, checked, first_broken: null };
+}

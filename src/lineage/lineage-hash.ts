@@ -1,0 +1,120 @@
+import { createHash } from "node:crypto";
+import type { InvocationRow } from "../db/schema.js";
+
+/**
+ * How a lineage record is hashed. The record hash chains the previous record's hash
+ * with three component hashes — identity, bodies, and the rest — so a GDPR redaction
+ * can blank identity and bodies while the stored component hashes keep the chain
+ * verifiable.
+ */
+
+export const GENESIS_HASH = "0".repeat(64);
+
+/** JSON with object keys sorted at every level, so equal values always hash equally. */
+export function canonicalJson(value: unknown): string {
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+/** The fields a GDPR redaction blanks, by component. */
+export const IDENTITY_FIELDS = [
+  "externalUserId",
+  "externalUserEmail",
+  "externalUserName",
+  "externalUserRole",
+  "externalSystem",
+  "externalSessionId",
+  "externalTraceId",
+  "externalContext",
+  "requestIp",
+  "userAgent",
+] as const satisfies ReadonlyArray<keyof InvocationRow>;
+
+export const BODY_FIELDS = ["requestBody", "responseBody", "errorMessage"] as const satisfies ReadonlyArray<
+  keyof InvocationRow
+>;
+
+const CORE_FIELDS = [
+  "id",
+  "organizationId",
+  "externalAgentId",
+  "status",
+  "principalType",
+  "principalId",
+  "apiKeyPrefix",
+  "team",
+  "agentName",
+  "agentEndpoint",
+  "agentVersion",
+  "traceId",
+  "spanId",
+  "parentSpanId",
+  "parentInvocationId",
+  "responseStatus",
+  "durationMs",
+  "estimatedCost",
+  "costUsd",
+  "degraded",
+  "degradedReasons",
+  "governance",
+  "policyIds",
+  "createdAt",
+  "completedAt",
+  "chainSeq",
+] as const satisfies ReadonlyArray<keyof InvocationRow>;
+
+function hashFields(row: InvocationRow, fields: ReadonlyArray<keyof InvocationRow>): string {
+  return sha256(canonicalJson(Object.fromEntries(fields.map((field) => [field, row[field]]))));
+}
+
+export interface RecordHashes {
+  identityHash: string;
+  bodyHash: string;
+  recordHash: string;
+}
+
+/** Hashes a final record at its place in the chain (its `chainSeq` must be set). */
+export function hashRecord(row: InvocationRow, prevHash: string): RecordHashes {
+  const identityHash = hashFields(row, IDENTITY_FIELDS);
+  const bodyHash = hashFields(row, BODY_FIELDS);
+  return { identityHash, bodyHash, recordHash: chainHash(prevHash, identityHash, bodyHash, row) };
+}
+
+export function chainHash(
+  prevHash: string,
+  identityHash: string,
+  bodyHash: string,
+  row: InvocationRow,
+): string {
+  return sha256(`${prevHash}\n${identityHash}\n${bodyHash}\n${hashFields(row, CORE_FIELDS)}`);
+}
+
+/**
+ * Recomputes a stored record's hash. A redacted record must have its identity and
+ * bodies blank; its stored component hashes then stand in for the erased content.
+ */
+export function verifyRecord(row: InvocationRow, prevHash: string): string | null {
+  if (row.prevHash !== prevHash) return "prev_hash does not match the previous record";
+  let identityHash = hashFields(row, IDENTITY_FIELDS);
+  let bodyHash = hashFields(row, BODY_FIELDS);
+  if (row.redactedAt) {
+    const blank = [...IDENTITY_FIELDS, ...BODY_FIELDS].every((field) => row[field] === null);
+    if (!blank) return "redacted record still holds identity or body data";
+    identityHash = row.identityHash ?? "";
+    bodyHash = row.bodyHash ?? "";
+  } else if (identityHash !== row.identityHash || bodyHash !== row.bodyHash) {
+    return "identity or body content does not match its hash";
+  }
+  return chainHash(prevHash, identityHash, bodyHash, row) === row.recordHash
+    ? null
+    : "record hash does not match";
+}

@@ -1,0 +1,86 @@
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/**
+ * A stand-in for an external agent on 127.0.0.1: records every request and answers
+ * as the test says (a status, a JSON body, a delay, or never).
+ */
+
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  rawBody: string;
+  /** The body parsed as JSON, when it is JSON. */
+  body: Record<string, unknown>;
+}
+
+export interface MockReply {
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  delayMs?: number;
+  /** Never answer (the socket stays open until the server closes). */
+  hang?: boolean;
+}
+
+export type MockHandler = (request: ReceivedRequest, index: number) => MockReply | Promise<MockReply>;
+
+export interface MockAgent {
+  url: string;
+  requests: ReceivedRequest[];
+  /** Replaces how the agent answers from now on. */
+  answer(handler: MockHandler): void;
+  close(): Promise<void>;
+}
+
+const echo: MockHandler = (request) => ({ body: { result: `echo: ${String(request.body.input)}` } });
+
+export async function startMockAgent(handler: MockHandler = echo): Promise<MockAgent> {
+  let current = handler;
+  const requests: ReceivedRequest[] = [];
+  const hanging = new Set<ServerResponse>();
+  const server = createServer((incoming, response) => {
+    const chunks: Buffer[] = [];
+    incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
+    incoming.on("end", async () => {
+      const rawBody = Buffer.concat(chunks).toString("utf8");
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(rawBody) as Record<string, unknown>;
+      } catch {
+        // Not JSON: the test can still read rawBody.
+      }
+      const request = {
+        method: incoming.method ?? "",
+        path: incoming.url ?? "",
+        headers: incoming.headers,
+        rawBody,
+        body,
+      };
+      requests.push(request);
+      const reply = await current(request, requests.length - 1);
+      if (reply.hang) {
+        hanging.add(response);
+        return;
+      }
+      if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+      response.writeHead(reply.status ?? 200, { "content-type": "application/json", ...reply.headers });
+      response.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/invoke`,
+    requests,
+    answer(next) {
+      current = next;
+    },
+    async close() {
+      for (const response of hanging) response.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
