@@ -14,6 +14,7 @@ import { type Database, openDatabase } from "./db/database.js";
 import { runMigrations } from "./db/migrate.js";
 import { budgetRoutes } from "./governance/budget/budget.routes.js";
 import { BudgetService } from "./governance/budget/budget.service.js";
+import { governanceStatusRoutes } from "./governance/governance-status.routes.js";
 import { policyRoutes } from "./governance/policies/policy.routes.js";
 import { PolicyService } from "./governance/policies/policy.service.js";
 import type { RateLimiter } from "./governance/rate-limit/rate-limiter.js";
@@ -114,6 +115,9 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         await api.register(invocationRoutes(invocationService, agents, lineage));
         await api.register(budgetRoutes(budgets, agents, settings));
         await api.register(governanceSettingsRoutes(settings));
+        await api.register(
+          governanceStatusRoutes({ db: database.db, agents, budgets, limiter, policies, settings }),
+        );
         await api.register(policyRoutes(policies));
         await api.register(lineageRoutes(lineage));
       },
