@@ -128,7 +128,7 @@ export function invocationRoutes(
     app.get(
       "/external-agents/:id/invocations",
       {
-        config: { permission: "external_agents:read" },
+        config: { permission: "lineage:read" },
         schema: {
           summary: "An agent's invocations, newest first",
           tags,
@@ -161,7 +161,7 @@ export function invocationRoutes(
     app.get(
       "/invocations/:id",
       {
-        config: { permission: "external_agents:read" },
+        config: { permission: "lineage:read" },
         schema: {
           summary: "One invocation",
           tags,

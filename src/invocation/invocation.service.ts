@@ -7,7 +7,12 @@ import type { Principal } from "../auth/permissions.js";
 import type { StewardEnv } from "../config.js";
 import type { ExternalAgentRow, InvocationRow } from "../db/schema.js";
 import { AppError } from "../errors.js";
-import { type BudgetService, type BudgetTarget, estimateCost } from "../governance/budget/budget.service.js";
+import {
+  type BudgetService,
+  type BudgetTarget,
+  estimateCost,
+  type Reservation,
+} from "../governance/budget/budget.service.js";
 import type { PolicyService } from "../governance/policies/policy.service.js";
 import type { PolicyContext } from "../governance/policies/policy-context.js";
 import { evaluatePolicies } from "../governance/policies/policy-engine.js";
@@ -134,9 +139,14 @@ export class InvocationService {
     if (started.duplicate) return this.replay(started.row, agent.id);
 
     const invocation = new GovernedCall(this.deps, call, agent, started.row, now);
-    const final = await invocation.run(authConfig, formatTraceparent(trace));
-    this.deps.metrics.invocations.inc({ status: final.status });
-    return final;
+    try {
+      const final = await invocation.run(authConfig, formatTraceparent(trace));
+      this.deps.metrics.invocations.inc({ status: final.status });
+      return final;
+    } catch (error) {
+      await invocation.abandon(error);
+      throw error;
+    }
   }
 
   /** The earlier call that holds this Idempotency-Key, if it was for the same agent. */
@@ -156,6 +166,9 @@ class GovernedCall {
   private readonly degradedReasons: string[] = [];
   private policyIds: string[] = [];
   private estimatedCost = 0;
+  /** Held from reservation until settlement; a call that dies in between gives it back. */
+  private reservation: Reservation | undefined;
+  private finished = false;
 
   constructor(
     private readonly deps: InvocationDependencies,
@@ -249,6 +262,7 @@ class GovernedCall {
       };
       return this.refuse("budget_exceeded");
     }
+    this.reservation = reserved.reservation;
     this.governance.budget = {
       allowed: true,
       degraded: reserved.degraded,
@@ -333,6 +347,28 @@ class GovernedCall {
     );
   }
 
+  /**
+   * Closes the record of a call that failed unexpectedly (a database error, say) as a
+   * failure and releases its reservation, so nothing stays `running` or reserved.
+   * Never throws: the original error is what the caller reports.
+   */
+  async abandon(cause: unknown): Promise<void> {
+    if (this.finished) return;
+    const reservation = this.reservation;
+    this.deps.logger.error({ err: cause, invocation_id: this.row.id }, "invocation failed unexpectedly");
+    try {
+      await this.finish(
+        { status: "failure", errorMessage: "internal error" },
+        reservation ? (tx) => this.deps.budgets.release(tx, reservation) : undefined,
+      );
+    } catch (error) {
+      this.deps.logger.error(
+        { err: error, invocation_id: this.row.id },
+        "could not record the failed invocation",
+      );
+    }
+  }
+
   private policyContext(): PolicyContext {
     const { call, agent, now } = this;
     const requested = call.body.context?.environment;
@@ -371,14 +407,14 @@ class GovernedCall {
     return this.finish({ status, releaseIdempotencyKey: true });
   }
 
-  private finish(
+  private async finish(
     outcome: Omit<
       InvocationOutcome,
       "governance" | "degraded" | "degradedReasons" | "policyIds" | "estimatedCost"
     >,
     alongside?: Parameters<InvocationStore["finish"]>[3],
   ): Promise<InvocationRow> {
-    return this.deps.store.finish(
+    const row = await this.deps.store.finish(
       this.row.id,
       this.agent.organizationId,
       {
@@ -391,5 +427,7 @@ class GovernedCall {
       },
       alongside,
     );
+    this.finished = true;
+    return row;
   }
 }

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, isNotNull, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../db/database.js";
 import { type InvocationRow, invocations, lineageChainHeads } from "../db/schema.js";
-import { GENESIS_HASH, hashRecord, verifyRecord } from "./lineage-hash.js";
+import { GENESIS_HASH, hashRecord, REDACTED_VALUES, verifyRecord } from "./lineage-hash.js";
 
 /**
  * Appends a final invocation to its organization's chain, inside the caller's
@@ -28,9 +28,13 @@ export async function appendToChain(
     .returning();
   if (!placed) throw new Error(`invocation ${invocationId} vanished before it joined the chain`);
   const hashes = hashRecord(placed, prevHash);
+  // A GDPR erasure may have landed while the call was in flight: the outcome just written
+  // must not bring erased content back. The hashes above cover what was there, as for
+  // any redaction, so the record still verifies.
+  const erased = placed.redactedAt ? REDACTED_VALUES : {};
   const [hashed] = await tx
     .update(invocations)
-    .set(hashes)
+    .set({ ...hashes, ...erased })
     .where(eq(invocations.id, invocationId))
     .returning();
   await tx
@@ -48,8 +52,19 @@ export interface ChainVerification {
 
 const BATCH = 500;
 
-/** Walks an organization's chain from the start and names the first record that does not hold. */
-export async function verifyChain(db: Db, organizationId: string): Promise<ChainVerification> {
+/**
+ * Walks an organization's chain from the start and names the first record that does not
+ * hold. Reads one snapshot, so records appended while it runs are neither counted nor
+ * mistaken for a truncated chain.
+ */
+export function verifyChain(db: Db, organizationId: string): Promise<ChainVerification> {
+  return db.transaction((tx) => walkChain(tx, organizationId), {
+    isolationLevel: "repeatable read",
+    accessMode: "read only",
+  });
+}
+
+async function walkChain(db: DbOrTx, organizationId: string): Promise<ChainVerification> {
   let prevHash = GENESIS_HASH;
   let expectedSeq = 1;
   let checked = 0;
@@ -67,15 +82,24 @@ export async function verifyChain(db: Db, organizationId: string): Promise<Chain
       .orderBy(asc(invocations.chainSeq))
       .limit(BATCH);
     for (const row of rows) {
-      const reason =
-        row.chainSeq !== expectedSeq ? `record ${expectedSeq} is missing` : verifyRecord(row, prevHash);
-      if (reason) {
+      const seq = row.chainSeq ?? 0;
+      if (seq !== expectedSeq) {
+        // Deleted records leave no id to name: name their place, and where the chain resumes.
+        const gap =
+          seq - 1 > expectedSeq ? `records ${expectedSeq} to ${seq - 1} are` : `record ${expectedSeq} is`;
         return {
           valid: false,
           checked,
-          first_broken: { invocation_id: row.id, chain_seq: row.chainSeq ?? 0, reason },
+          first_broken: {
+            invocation_id: null,
+            chain_seq: expectedSeq,
+            reason: `${gap} missing (the chain resumes at ${row.id}, seq ${seq})`,
+          },
         };
       }
+      const reason = verifyRecord(row, prevHash);
+      if (reason)
+        return { valid: false, checked, first_broken: { invocation_id: row.id, chain_seq: seq, reason } };
       prevHash = row.recordHash ?? "";
       expectedSeq++;
       checked++;

@@ -43,6 +43,13 @@ export const BODY_FIELDS = ["requestBody", "responseBody", "errorMessage"] as co
   keyof InvocationRow
 >;
 
+/** What a redacted record holds in place of its identity and bodies. */
+export const REDACTED_VALUES = Object.fromEntries(
+  [...IDENTITY_FIELDS, ...BODY_FIELDS].map((field) => [field, null]),
+) as {
+  [K in (typeof IDENTITY_FIELDS)[number] | (typeof BODY_FIELDS)[number]]: null;
+};
+
 const CORE_FIELDS = [
   "id",
   "organizationId",

@@ -1,11 +1,11 @@
-import { and, asc, count, desc, eq, gt, gte, lte, or, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, gte, inArray, lte, or, type SQL } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Db } from "../db/database.js";
 import { type InvocationRow, invocations } from "../db/schema.js";
 import { NotFoundError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
 import { type ChainVerification, verifyChain } from "./lineage-chain.js";
-import { BODY_FIELDS, IDENTITY_FIELDS } from "./lineage-hash.js";
+import { REDACTED_VALUES } from "./lineage-hash.js";
 
 export interface LineageFilters {
   externalAgentId?: string;
@@ -123,6 +123,19 @@ export class LineageService {
       .orderBy(asc(invocations.id))
       .limit(GRAPH_LIMIT);
     const byId = new Map(rows.map((row) => [row.id, row]));
+    // A call's parent may fall outside the filter (an agent's graph holds only calls to
+    // it); fetch it, or the nested call would be drawn as coming from an anonymous user.
+    const outside = [...new Set(rows.map((row) => row.parentInvocationId))].filter(
+      (id): id is string => id !== null && !byId.has(id),
+    );
+    const parents = new Map(byId);
+    if (outside.length > 0) {
+      const found = await this.db
+        .select()
+        .from(invocations)
+        .where(and(eq(invocations.organizationId, organizationId), inArray(invocations.id, outside)));
+      for (const row of found) parents.set(row.id, row);
+    }
     const nodes = new Map<string, GraphNode>();
     const edges = new Map<string, GraphEdge>();
     const node = (type: GraphNode["type"], key: string, label: string) => {
@@ -140,7 +153,7 @@ export class LineageService {
     };
     for (const row of rows) {
       const agent = node("agent", row.externalAgentId, row.agentName);
-      const parent = row.parentInvocationId ? byId.get(row.parentInvocationId) : undefined;
+      const parent = row.parentInvocationId ? parents.get(row.parentInvocationId) : undefined;
       if (parent) {
         edge(node("agent", parent.externalAgentId, parent.agentName), agent, row);
         continue;
@@ -176,11 +189,10 @@ export class LineageService {
    * verifies; the redaction itself is audited without naming the person.
    */
   async redactSubject(organizationId: string, subject: string, context: RequestContext): Promise<number> {
-    const blank = Object.fromEntries([...IDENTITY_FIELDS, ...BODY_FIELDS].map((field) => [field, null]));
     return this.db.transaction(async (tx) => {
       const redacted = await tx
         .update(invocations)
-        .set({ ...blank, redactedAt: new Date() })
+        .set({ ...REDACTED_VALUES, redactedAt: new Date() })
         .where(conditions(organizationId, { externalUser: subject }))
         .returning({ id: invocations.id });
       await recordAudit(tx, context, {

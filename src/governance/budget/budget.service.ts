@@ -264,15 +264,26 @@ export class BudgetService {
     reservation: Reservation,
     change: { reserved: number; spent: number; invocations: number },
   ): Promise<UsageRow[]> {
+    // Lock the rows in the same order as a reservation does (scope, scope_id, period) before
+    // updating them: an UPDATE alone locks in scan order, and two calls could deadlock.
     const result = await tx.execute<UsageRow>(sql`
-      UPDATE budget_usage
-         SET reserved = GREATEST(0, reserved + ${change.reserved}),
-             spent = spent + ${change.spent},
-             invocations = GREATEST(0, invocations + ${change.invocations})
-       WHERE (scope, scope_id) IN (('agent', ${reservation.agentId}), ('organization', ${reservation.organizationId}))
-         AND ((period = 'day' AND period_start = ${reservation.day}::date)
-           OR (period = 'month' AND period_start = ${reservation.month}::date))
-      RETURNING scope, period, spent, reserved, invocations, warning_notified_at, degradation_notified_at`);
+      WITH locked AS (
+        SELECT scope, scope_id, period, period_start FROM budget_usage
+         WHERE (scope, scope_id) IN (('agent', ${reservation.agentId}), ('organization', ${reservation.organizationId}))
+           AND ((period = 'day' AND period_start = ${reservation.day}::date)
+             OR (period = 'month' AND period_start = ${reservation.month}::date))
+         ORDER BY scope, scope_id, period, period_start
+         FOR UPDATE
+      )
+      UPDATE budget_usage AS usage
+         SET reserved = GREATEST(0, usage.reserved + ${change.reserved}),
+             spent = usage.spent + ${change.spent},
+             invocations = GREATEST(0, usage.invocations + ${change.invocations})
+        FROM locked
+       WHERE usage.scope = locked.scope AND usage.scope_id = locked.scope_id
+         AND usage.period = locked.period AND usage.period_start = locked.period_start
+      RETURNING usage.scope, usage.period, usage.spent, usage.reserved, usage.invocations,
+                usage.warning_notified_at, usage.degradation_notified_at`);
     return result.rows;
   }
 
