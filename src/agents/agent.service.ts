@@ -61,6 +61,14 @@ export class ExternalAgentService {
       ...platform.errors,
       ...budget.errors,
     ];
+    if (errors.length === 0) {
+      const destinations = [
+        { field: "webhook_url", url: body.webhook_url },
+        ...auth.destinations,
+        ...platform.destinations,
+      ];
+      errors.push(...(await destinationErrors(this.destinations, destinations)));
+    }
     if (errors.length > 0 || !auth.stored || !platform.stored) throw new ValidationError(errors);
 
     const values = {

@@ -94,6 +94,17 @@ describe("RedisRateLimiter against Redis", () => {
     ]);
   });
 
+  it("does not mistake a stalled event loop for an unavailable store", async () => {
+    const { limiter } = await limiterAt(REDIS_URL, { failMode: "closed" });
+    for (let i = 0; i < 10; i++) {
+      const pending = limiter.consume([{ key: freshKey(), window: "minute", limit: 10 }], T0);
+      // Busy for longer than the 50 ms timeout while Redis's answer arrives.
+      const until = Date.now() + 80;
+      while (Date.now() < until) {}
+      await expect(pending).resolves.toMatchObject({ allowed: true, degraded: false });
+    }
+  });
+
   it("counts nothing when one window of several is full", async () => {
     const { limiter } = await limiterAt(REDIS_URL);
     const agent: LimitSpec = { key: freshKey(), window: "hour", limit: 10 };

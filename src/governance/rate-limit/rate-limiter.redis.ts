@@ -145,8 +145,14 @@ export class RedisRateLimiter implements RateLimiter {
   private withTimeout<T>(work: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
+      // Timers run before I/O in an event-loop turn: after a stall longer than the timeout,
+      // the timer would fire ahead of a reply already waiting in the socket. setImmediate
+      // lets that I/O be read first, so only a store that really did not answer times out.
       timer = setTimeout(
-        () => reject(new Error(`rate-limit store did not answer within ${this.timeoutMs} ms`)),
+        () =>
+          setImmediate(() =>
+            reject(new Error(`rate-limit store did not answer within ${this.timeoutMs} ms`)),
+          ),
         this.timeoutMs,
       );
     });
