@@ -1,4 +1,4 @@
-import { and, arrayContains, count, desc, eq, ilike, ne, or, type SQL } from "drizzle-orm";
+import { and, arrayContains, count, desc, eq, ilike, ne, or, type SQL, sql } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { Db } from "../db/database.js";
@@ -43,11 +43,25 @@ function likePattern(term: string): string {
 
 /** The external-agent registry. Every method is scoped to one organization. */
 export class ExternalAgentService {
+  /** Run on every invocation: prepared once, so the query is not rebuilt each time. */
+  private readonly findForInvocation;
+
   constructor(
     private readonly db: Db,
     private readonly box: SecretBox,
     private readonly destinations: DestinationCheck,
-  ) {}
+  ) {
+    this.findForInvocation = db
+      .select()
+      .from(externalAgents)
+      .where(
+        and(
+          eq(externalAgents.id, sql.placeholder("id")),
+          eq(externalAgents.organizationId, sql.placeholder("organizationId")),
+        ),
+      )
+      .prepare("steward_agent_for_invocation");
+  }
 
   async create(organizationId: string, body: CreateAgentBody, context: RequestContext): Promise<Agent> {
     const id = newId("externalAgent");
@@ -153,10 +167,7 @@ export class ExternalAgentService {
     organizationId: string,
     id: string,
   ): Promise<{ row: ExternalAgentRow; authConfig: Record<string, unknown> }> {
-    const [row] = await this.db
-      .select()
-      .from(externalAgents)
-      .where(and(eq(externalAgents.id, id), eq(externalAgents.organizationId, organizationId)));
+    const [row] = await this.findForInvocation.execute({ id, organizationId });
     if (!row) throw new NotFoundError("external agent", id);
     const spec = AUTH_CONFIG_SPECS[row.authType as AuthType];
     const authConfig = unsealSecrets(row.authConfig, spec.secretPaths, this.box, {

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, isNull } from "drizzle-orm";
+import { and, count, desc, eq, isNull, sql } from "drizzle-orm";
 import { type Actor, type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Db } from "../db/database.js";
 import { type ApiKeyRow, apiKeys } from "../db/schema.js";
@@ -26,7 +26,16 @@ export interface CreatedApiKey {
 export const SYSTEM_ACTOR: Actor = { type: "system", id: "steward" };
 
 export class ApiKeyService {
-  constructor(private readonly db: Db) {}
+  /** Run on every request: prepared once, so the query is not rebuilt each time. */
+  private readonly findActiveByHash;
+
+  constructor(private readonly db: Db) {
+    this.findActiveByHash = db
+      .select()
+      .from(apiKeys)
+      .where(and(eq(apiKeys.keyHash, sql.placeholder("keyHash")), isNull(apiKeys.revokedAt)))
+      .prepare("steward_api_key_by_hash");
+  }
 
   async create(
     input: CreateApiKeyInput,
@@ -111,10 +120,7 @@ export class ApiKeyService {
 
   /** The principal a presented key stands for, or null if it is unknown, revoked or expired. */
   async authenticate(key: string, now = new Date()): Promise<Principal | null> {
-    const [row] = await this.db
-      .select()
-      .from(apiKeys)
-      .where(and(eq(apiKeys.keyHash, hashApiKey(key)), isNull(apiKeys.revokedAt)));
+    const [row] = await this.findActiveByHash.execute({ keyHash: hashApiKey(key) });
     if (!row || (row.expiresAt && row.expiresAt <= now)) return null;
     return {
       type: "api_key",

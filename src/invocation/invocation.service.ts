@@ -12,6 +12,7 @@ import {
   type BudgetTarget,
   estimateCost,
   type Reservation,
+  roundMoney,
 } from "../governance/budget/budget.service.js";
 import type { PolicyService } from "../governance/policies/policy.service.js";
 import type { PolicyContext } from "../governance/policies/policy-context.js";
@@ -26,7 +27,7 @@ import type { ApprovalGate } from "./approval-gate.js";
 import type { CallerIdentity } from "./caller-identity.js";
 import type { GovernanceRecord } from "./invocation-response.js";
 import type { InvocationOutcome, InvocationStore } from "./invocation-store.js";
-import { withoutNulCharacters } from "./jsonb-text.js";
+import { storableText } from "./storable-text.js";
 import { continueTrace, formatTraceparent } from "./trace-context.js";
 
 export interface InvokeBody {
@@ -133,8 +134,26 @@ export class InvocationService {
       parentInvocationId,
       requestIp: call.ip ?? null,
       userAgent: call.userAgent ?? null,
-      requestBody: withoutNulCharacters(call.body),
+      requestBody: storableText(call.body),
+      responseStatus: null,
+      responseBody: null,
+      errorMessage: null,
+      durationMs: null,
+      estimatedCost: 0,
+      reservedCost: 0,
+      costUsd: null,
+      degraded: false,
+      degradedReasons: [],
+      governance: {},
+      policyIds: [],
       createdAt: now,
+      completedAt: null,
+      chainSeq: null,
+      prevHash: null,
+      recordHash: null,
+      identityHash: null,
+      bodyHash: null,
+      redactedAt: null,
     });
     if (started.duplicate) return this.replay(started.row, agent.id);
 
@@ -249,7 +268,7 @@ class GovernedCall {
       agentBudget: agent.budgetConfig as BudgetConfig,
       organizationBudget: settings.budget_config,
     };
-    this.estimatedCost = estimateCost(target.agentBudget);
+    this.estimatedCost = roundMoney(estimateCost(target.agentBudget));
     const reserved = await deps.budgets.reserve(target, this.estimatedCost, now, (tx) =>
       deps.store.setReservedCost(tx, this.row.id, this.estimatedCost),
     );
@@ -263,6 +282,7 @@ class GovernedCall {
       return this.refuse("budget_exceeded");
     }
     this.reservation = reserved.reservation;
+    this.row.reservedCost = this.estimatedCost;
     this.governance.budget = {
       allowed: true,
       degraded: reserved.degraded,
@@ -288,7 +308,7 @@ class GovernedCall {
         }
       : { required: false };
     if (verdict.required) {
-      return deps.store.hold(this.row.id, {
+      return deps.store.hold(this.row, {
         status: "pending_approval",
         governance: this.governance as Record<string, unknown>,
         degraded: this.degradedReasons.length > 0,
@@ -327,7 +347,7 @@ class GovernedCall {
     this.governance.upstream = { attempts: result.attempts };
     const succeeded = result.outcome === "success";
     // A failed call is not charged unless the agent says what it cost.
-    const cost = reportedCost(result.body) ?? (succeeded ? this.estimatedCost : 0);
+    const cost = roundMoney(reportedCost(result.body) ?? (succeeded ? this.estimatedCost : 0));
 
     // 6. Settle and record, in one transaction
     const context: RequestContext = {
@@ -338,8 +358,8 @@ class GovernedCall {
       {
         status: result.outcome,
         responseStatus: result.status ?? null,
-        responseBody: result.body === undefined ? null : withoutNulCharacters(result.body),
-        errorMessage: result.error ? withoutNulCharacters(result.error) : null,
+        responseBody: result.body === undefined ? null : storableText(result.body),
+        errorMessage: result.error ? storableText(result.error) : null,
         durationMs: Math.round(result.durationMs),
         costUsd: cost,
       },
@@ -412,11 +432,10 @@ class GovernedCall {
       InvocationOutcome,
       "governance" | "degraded" | "degradedReasons" | "policyIds" | "estimatedCost"
     >,
-    alongside?: Parameters<InvocationStore["finish"]>[3],
+    alongside?: Parameters<InvocationStore["finish"]>[2],
   ): Promise<InvocationRow> {
     const row = await this.deps.store.finish(
-      this.row.id,
-      this.agent.organizationId,
+      this.row,
       {
         ...outcome,
         governance: this.governance as Record<string, unknown>,

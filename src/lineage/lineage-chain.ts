@@ -1,47 +1,30 @@
-import { and, asc, eq, gt, isNotNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNotNull, type SQL, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../db/database.js";
 import { type InvocationRow, invocations, lineageChainHeads } from "../db/schema.js";
-import { GENESIS_HASH, hashRecord, REDACTED_VALUES, verifyRecord } from "./lineage-hash.js";
+import { GENESIS_HASH, hashRecord, verifyRecord } from "./lineage-hash.js";
 
 /**
- * Appends a final invocation to its organization's chain, inside the caller's
- * transaction. The chain head row is locked until that transaction commits, so
- * records of one organization take consecutive places even across replicas; call
- * this last in the transaction to hold the lock briefly.
+ * Gives a final invocation the next place in its organization's chain and its hashes,
+ * inside the caller's transaction. The chain head row stays locked until that
+ * transaction commits, so records of one organization take consecutive places even
+ * across replicas; place records last in a transaction to hold the lock briefly. The
+ * caller writes the returned row together with `chainHeadUpdate` of it.
  */
-export async function appendToChain(
-  tx: DbOrTx,
-  invocationId: string,
-  organizationId: string,
-): Promise<InvocationRow> {
+export async function placeInChain(tx: DbOrTx, row: InvocationRow): Promise<InvocationRow> {
   const head = await tx.execute<{ last_seq: number; last_hash: string }>(sql`
     INSERT INTO lineage_chain_heads (organization_id, last_seq, last_hash)
-    VALUES (${organizationId}, 0, ${GENESIS_HASH})
+    VALUES (${row.organizationId}, 0, ${GENESIS_HASH})
     ON CONFLICT (organization_id) DO UPDATE SET last_seq = lineage_chain_heads.last_seq
     RETURNING last_seq, last_hash`);
   const { last_seq: lastSeq, last_hash: prevHash } = head.rows[0] as { last_seq: number; last_hash: string };
-  const seq = lastSeq + 1;
-  const [placed] = await tx
-    .update(invocations)
-    .set({ chainSeq: seq, prevHash })
-    .where(eq(invocations.id, invocationId))
-    .returning();
-  if (!placed) throw new Error(`invocation ${invocationId} vanished before it joined the chain`);
-  const hashes = hashRecord(placed, prevHash);
-  // A GDPR erasure may have landed while the call was in flight: the outcome just written
-  // must not bring erased content back. The hashes above cover what was there, as for
-  // any redaction, so the record still verifies.
-  const erased = placed.redactedAt ? REDACTED_VALUES : {};
-  const [hashed] = await tx
-    .update(invocations)
-    .set({ ...hashes, ...erased })
-    .where(eq(invocations.id, invocationId))
-    .returning();
-  await tx
-    .update(lineageChainHeads)
-    .set({ lastSeq: seq, lastHash: hashes.recordHash })
-    .where(eq(lineageChainHeads.organizationId, organizationId));
-  return hashed as InvocationRow;
+  const placed = { ...row, chainSeq: lastSeq + 1, prevHash };
+  return { ...placed, ...hashRecord(placed, prevHash) };
+}
+
+/** Moves the organization's chain head to a record placed by `placeInChain`. */
+export function chainHeadUpdate(placed: InvocationRow): SQL {
+  return sql`UPDATE lineage_chain_heads SET last_seq = ${placed.chainSeq}, last_hash = ${placed.recordHash}
+              WHERE organization_id = ${placed.organizationId}`;
 }
 
 export interface ChainVerification {

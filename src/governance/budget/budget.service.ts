@@ -86,7 +86,9 @@ class ReservationRefused extends Error {
   }
 }
 
-const round = (value: number) => Math.round(value * 1e6) / 1e6;
+/** Money as the database keeps it: numeric(20, 6). */
+export const roundMoney = (value: number) => Math.round(value * 1e6) / 1e6;
+const round = roundMoney;
 
 export class BudgetService {
   constructor(private readonly db: Db) {}
