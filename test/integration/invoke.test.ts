@@ -133,6 +133,44 @@ describe("a governed call", () => {
   });
 });
 
+describe("awkward content", () => {
+  it("stores NUL, lone surrogates and extreme numbers so the lineage chain still verifies", async () => {
+    const org = await createOrgWithKey(t, "admin");
+    const id = await register({}, org.key);
+    agent.answer(() => ({
+      body: {
+        result: {
+          emoji: "😀",
+          nul: "a\u0000b",
+          lone: "x\ud800y",
+          big: 12345678901234567890,
+          tiny: 5e-324,
+          zero: -0,
+        },
+        nested: [[1.5, true, null, { "": "empty key" }]],
+      },
+    }));
+    const response = await invoke(
+      id,
+      { input: "nul \u0000 and \udc00 lone", context: { n: 1e21 } },
+      {},
+      org.key,
+    );
+    agent.answer((request) => ({ body: { result: `echo: ${String(request.body.input)}` } }));
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json().output).toEqual({
+      emoji: "😀",
+      nul: "a\uFFFDb",
+      lone: "x\uFFFDy",
+      big: 12345678901234567890,
+      tiny: 5e-324,
+      zero: 0,
+    });
+    const verified = await t.request({ method: "GET", url: "/api/v1/lineage/verify", key: org.key });
+    expect(verified.json()).toEqual({ valid: true, checked: 1, first_broken: null });
+  });
+});
+
 describe("refusals before any call", () => {
   it("answers 400 AGENT_NOT_ACTIVE for an inactive or deleted agent", async () => {
     const inactive = await register({ status: "inactive" });
