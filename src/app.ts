@@ -12,6 +12,17 @@ import type { Config } from "./config.js";
 import { createSecretBox } from "./crypto/key-ring.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { runMigrations } from "./db/migrate.js";
+import { ADAPTERS } from "./delivery/adapters/registry.js";
+import { deliveryRoutes } from "./delivery/delivery.routes.js";
+import { DeliveryStore } from "./delivery/delivery-store.js";
+import { DeliveryWorker } from "./delivery/delivery-worker.js";
+import { createHttpSender } from "./delivery/http-sender.js";
+import { InvocationOutbox } from "./delivery/invocation-outbox.js";
+import { PlatformDeliveryTarget } from "./delivery/platform-target.js";
+import { webhookRoutes } from "./delivery/webhooks/webhook.routes.js";
+import { WebhookService } from "./delivery/webhooks/webhook.service.js";
+import { WebhookEventOutbox } from "./delivery/webhooks/webhook-outbox.js";
+import { WebhookDeliveryTarget } from "./delivery/webhooks/webhook-target.js";
 import { budgetRoutes } from "./governance/budget/budget.routes.js";
 import { BudgetService } from "./governance/budget/budget.service.js";
 import { governanceStatusRoutes } from "./governance/governance-status.routes.js";
@@ -64,13 +75,35 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     const agents = new ExternalAgentService(database.db, secretBox, guard);
     const settings = new GovernanceSettingsService(database.db);
     const policies = new PolicyService(database.db);
-    const budgets = new BudgetService(database.db);
+    const webhooks = new WebhookService(database.db, secretBox, guard);
+    const webhookEvents = new WebhookEventOutbox(webhooks);
+    const budgets = new BudgetService(database.db, webhookEvents);
     const lineage = new LineageService(database.db);
     const metrics = createMetrics();
     const limiter = await createRateLimiter(config, logger);
     closers.push(() => limiter.close());
     const agentClient = new AgentClient({ guard, maxResponseBytes: config.maxResponseBytes });
     closers.push(() => agentClient.close());
+    const deliveries = new DeliveryStore(database.db, DELIVERY_LEASE_MS);
+    const sender = createHttpSender(guard);
+    closers.push(() => sender.close());
+    const worker = new DeliveryWorker({
+      store: deliveries,
+      targets: {
+        platform: new PlatformDeliveryTarget(database.db, agents, ADAPTERS, {
+          publicUrl: config.delivery.publicUrl,
+          telegramApiUrl: config.delivery.telegramApiUrl,
+          notionApiUrl: config.delivery.notionApiUrl,
+        }),
+        webhook: new WebhookDeliveryTarget(database.db, secretBox),
+      },
+      send: sender.send,
+      logger,
+      retryDelaysMs: config.delivery.retryDelaysMs,
+      pauseAfterMs: config.delivery.pauseAfterMs,
+      timeoutMs: config.delivery.timeoutMs,
+    });
+    const wakeWorker = () => worker.wake();
     const invocationService = new InvocationService({
       agents,
       store: new InvocationStore(database.db),
@@ -80,6 +113,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       budgets,
       approvals: NO_APPROVAL_REQUIRED,
       client: agentClient,
+      outbox: new InvocationOutbox(deliveries, webhookEvents, ADAPTERS, wakeWorker),
       metrics,
       logger,
       environment: config.env,
@@ -120,10 +154,14 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         );
         await api.register(policyRoutes(policies));
         await api.register(lineageRoutes(lineage));
+        await api.register(deliveryRoutes(deliveries, agents, wakeWorker));
+        await api.register(webhookRoutes(webhooks));
       },
       { prefix: "/api/v1" },
     );
     await server.ready();
+    worker.start();
+    closers.push(() => worker.stop());
 
     return {
       server,
@@ -145,6 +183,9 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
 async function closeAll(closers: Array<() => Promise<void>>): Promise<void> {
   for (const close of closers.reverse()) await close();
 }
+
+/** How long a worker holds a claimed delivery before another may take it over (it crashed). */
+const DELIVERY_LEASE_MS = 60_000;
 
 /** How long start-up waits for Redis before serving with the fail mode in charge. */
 const REDIS_READY_WAIT_MS = 5_000;

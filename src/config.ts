@@ -51,6 +51,19 @@ export interface Config {
   invokeTimeoutMs: number;
   /** Largest agent response body Steward reads. */
   maxResponseBytes: number;
+  delivery: DeliveryConfig;
+}
+
+export interface DeliveryConfig {
+  /** Base URL of Steward as people reach it, for links in platform messages. */
+  publicUrl: string;
+  /** Delays between attempts; attempts = delays + 1. */
+  retryDelaysMs: number[];
+  /** An endpoint failing without a success for this long is paused. */
+  pauseAfterMs: number;
+  timeoutMs: number;
+  telegramApiUrl: string;
+  notionApiUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -119,7 +132,36 @@ export function loadConfig(env: Env = process.env): Config {
     dnsServers: list(read("STEWARD_DNS_SERVERS")),
     invokeTimeoutMs: integer("STEWARD_INVOKE_TIMEOUT_MS", 30_000, 100, 600_000),
     maxResponseBytes: integer("STEWARD_MAX_RESPONSE_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
+    delivery: {
+      publicUrl: (
+        httpUrl(read, "STEWARD_PUBLIC_URL") ?? `http://localhost:${integer("PORT", 8080, 1, 65535)}`
+      ).replace(/\/+$/, ""),
+      retryDelaysMs: durations(read, "STEWARD_DELIVERY_RETRY_DELAYS", "2s,10s"),
+      pauseAfterMs: durations(read, "STEWARD_DELIVERY_PAUSE_AFTER", "1h")[0] as number,
+      timeoutMs: integer("STEWARD_DELIVERY_TIMEOUT_MS", 10_000, 100, 120_000),
+      telegramApiUrl: httpUrl(read, "STEWARD_TELEGRAM_API_URL") ?? "https://api.telegram.org",
+      notionApiUrl: httpUrl(read, "STEWARD_NOTION_API_URL") ?? "https://api.notion.com",
+    },
   };
+}
+
+function httpUrl(read: (name: string) => string | undefined, name: string): string | undefined {
+  const value = read(name);
+  if (value !== undefined && !/^https?:\/\/[^\s]+$/.test(value))
+    throw new ConfigError(name, "must be an http(s) URL");
+  return value;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "2s,10s,5m" → [2000, 10000, 300000]. */
+function durations(read: (name: string) => string | undefined, name: string, fallback: string): number[] {
+  const raw = read(name) ?? fallback;
+  return list(raw).map((item) => {
+    const match = /^(\d+)(ms|s|m|h|d)$/.exec(item);
+    if (!match) throw new ConfigError(name, `must be durations such as 2s,10s,5m,2h (got "${item}")`);
+    return Number(match[1]) * (DURATION_UNITS_MS[match[2] as string] as number);
+  });
 }
 
 function list(raw: string | undefined): string[] {

@@ -9,6 +9,8 @@ export const ID_PREFIXES = {
   externalAgent: "agt",
   invocation: "inv",
   policy: "pol",
+  delivery: "dlv",
+  webhookSubscription: "whk",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

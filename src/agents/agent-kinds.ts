@@ -1,6 +1,14 @@
 /** The closed sets an external agent is described with. */
 
-export const PLATFORMS = ["teams", "discord", "slack", "telegram", "notion", "custom_http"] as const;
+export const PLATFORMS = [
+  "teams",
+  "discord",
+  "slack",
+  "telegram",
+  "notion",
+  "custom_http",
+  "mattermost",
+] as const;
 export type Platform = (typeof PLATFORMS)[number];
 
 export const AUTH_TYPES = ["oauth2", "api_key", "bearer_token", "basic", "hmac", "custom", "none"] as const;

@@ -20,6 +20,7 @@ import { toAgentView } from "./agent-view.js";
 import { AUTH_CONFIG_SPECS } from "./auth-config.js";
 import { unsealSecrets } from "./credentials.js";
 import { normalizeBudgetConfig } from "./governance-config.js";
+import { PLATFORM_CONFIG_SPECS } from "./platform-config.js";
 
 export interface AgentFilters {
   platform?: Platform;
@@ -175,6 +176,24 @@ export class ExternalAgentService {
       section: "auth_config",
     });
     return { row, authConfig };
+  }
+
+  /**
+   * The agent's platform settings in plaintext, and its hmac secret when it signs with
+   * one, for the delivery worker only.
+   */
+  async loadForDelivery(
+    organizationId: string,
+    id: string,
+  ): Promise<{ row: ExternalAgentRow; platformConfig: Record<string, unknown>; signingSecret?: string }> {
+    const { row, authConfig } = await this.loadForInvocation(organizationId, id);
+    const spec = PLATFORM_CONFIG_SPECS[row.platform as Platform];
+    const platformConfig = unsealSecrets(row.platformConfig, spec.secretPaths, this.box, {
+      agentId: row.id,
+      section: "platform_config",
+    });
+    const secret = row.authType === "hmac" ? authConfig.secret : undefined;
+    return { row, platformConfig, signingSecret: typeof secret === "string" ? secret : undefined };
   }
 
   async update(

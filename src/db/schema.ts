@@ -213,6 +213,9 @@ export const invocations = pgTable("invocations", {
   identityHash: text("identity_hash"),
   bodyHash: text("body_hash"),
   redactedAt: timestamp("redacted_at", { withTimezone: true }),
+  webhookDeliveryStatus: text("webhook_delivery_status"),
+  webhookDeliveryError: text("webhook_delivery_error"),
+  webhookDeliveredAt: timestamp("webhook_delivered_at", { withTimezone: true }),
 });
 
 export const lineageChainHeads = pgTable("lineage_chain_heads", {
@@ -226,3 +229,72 @@ export const lineageChainHeads = pgTable("lineage_chain_heads", {
 export type PolicyRow = typeof policies.$inferSelect;
 export type InvocationRow = typeof invocations.$inferSelect;
 export type BudgetUsageRow = typeof budgetUsage.$inferSelect;
+
+export const webhookSubscriptions = pgTable("webhook_subscriptions", {
+  id: text("id").primaryKey(),
+  organizationId: text("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  url: text("url").notNull(),
+  events: text("events").array().notNull(),
+  description: text("description"),
+  secret: jsonb("secret").$type<Record<string, unknown>>().notNull(),
+  previousSecret: jsonb("previous_secret").$type<Record<string, unknown>>(),
+  previousSecretUntil: timestamp("previous_secret_until", { withTimezone: true }),
+  active: boolean("active").notNull().default(true),
+  createdBy: text("created_by"),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const deliveries = pgTable("deliveries", {
+  id: text("id").primaryKey(),
+  organizationId: text("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  target: text("target").notNull(),
+  eventType: text("event_type").notNull(),
+  externalAgentId: text("external_agent_id").references(() => externalAgents.id),
+  invocationId: text("invocation_id"),
+  subscriptionId: text("subscription_id").references(() => webhookSubscriptions.id),
+  platform: text("platform"),
+  payload: jsonb("payload").$type<Record<string, unknown>>(),
+  status: text("status").notNull().default("pending"),
+  attempts: integer("attempts").notNull().default(0),
+  nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+  leaseUntil: timestamp("lease_until", { withTimezone: true }),
+  lastStatusCode: integer("last_status_code"),
+  lastError: text("last_error"),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+});
+
+export const deliveryAttempts = pgTable(
+  "delivery_attempts",
+  {
+    deliveryId: text("delivery_id")
+      .notNull()
+      .references(() => deliveries.id),
+    attempt: integer("attempt").notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
+    durationMs: integer("duration_ms").notNull(),
+    statusCode: integer("status_code"),
+    outcome: text("outcome").notNull(),
+    error: text("error"),
+  },
+  (table) => [primaryKey({ columns: [table.deliveryId, table.attempt] })],
+);
+
+export const deliveryEndpoints = pgTable("delivery_endpoints", {
+  endpoint: text("endpoint").primaryKey(),
+  organizationId: text("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  failingSince: timestamp("failing_since", { withTimezone: true }),
+  pausedAt: timestamp("paused_at", { withTimezone: true }),
+});
+
+export type WebhookSubscriptionRow = typeof webhookSubscriptions.$inferSelect;
+export type DeliveryRow = typeof deliveries.$inferSelect;
+export type DeliveryAttemptRow = typeof deliveryAttempts.$inferSelect;

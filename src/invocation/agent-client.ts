@@ -3,6 +3,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { type Agent, request as undiciRequest } from "undici";
 import type { AuthType } from "../agents/agent-kinds.js";
 import { httpUrlProblem } from "../agents/http-url.js";
+import { retryAfterMs } from "../http/retry-after.js";
 import { STEWARD_VERSION } from "../version.js";
 import { type AddressGuard, createGuardedAgent, isBlockedDestination } from "./address-guard.js";
 import { decodeBody, ResponseTooLargeError, readCappedBody, transportErrorCode } from "./http-exchange.js";
@@ -273,15 +274,6 @@ function judgeError(error: unknown, status: number | undefined, signal: AbortSig
     return { ...failure, error: `request could not be sent (${code})`, retryable: false };
   }
   return { ...failure, error: `network error (${code})`, retryable: true };
-}
-
-/** Retry-After as delay-seconds or an HTTP date; undefined when absent or unreadable. */
-export function retryAfterMs(value: string | string[] | undefined, nowMs: number): number | undefined {
-  const text = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!text) return undefined;
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
 function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {

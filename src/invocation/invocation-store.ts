@@ -66,6 +66,7 @@ const FINAL_COLUMNS: Array<keyof InvocationRow> = [
   "recordHash",
   "identityHash",
   "bodyHash",
+  "webhookDeliveryStatus",
 ];
 
 /**
@@ -110,14 +111,15 @@ export class InvocationStore {
   }
 
   /**
-   * Makes an invocation final: runs `alongside` (budget settlement), takes the next place
-   * in the lineage chain and writes the outcome, all in one transaction — so a response
-   * never refers to a record or a settlement that is not there.
+   * Makes an invocation final: runs `alongside` (budget settlement, queued deliveries),
+   * takes the next place in the lineage chain and writes the outcome, all in one
+   * transaction — so a response never refers to a record, a settlement or a delivery
+   * that is not there.
    */
   async finish(
     running: InvocationRow,
     outcome: InvocationOutcome,
-    alongside?: (tx: DbOrTx) => Promise<void>,
+    alongside?: (tx: DbOrTx, final: InvocationRow) => Promise<Partial<InvocationRow> | undefined>,
   ): Promise<InvocationRow> {
     const { releaseIdempotencyKey, ...columns } = outcome;
     const final: InvocationRow = {
@@ -127,8 +129,10 @@ export class InvocationStore {
       idempotencyKey: releaseIdempotencyKey ? null : running.idempotencyKey,
     };
     return this.db.transaction(async (tx) => {
-      await alongside?.(tx);
-      const placed = await placeInChain(tx, final);
+      // What `alongside` adds (delivery state) lies outside the hashed content. It runs
+      // first: placing takes the organization's chain lock, held until commit.
+      const extra = await alongside?.(tx, final);
+      const placed = { ...(await placeInChain(tx, final)), ...extra };
       // An erasure (GDPR) that landed while the call was in flight wins over the answer
       // written now; the component hashes, taken from the content, keep the chain sound.
       const written = await tx.execute<{ redacted: boolean }>(sql`

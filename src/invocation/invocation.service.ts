@@ -5,7 +5,9 @@ import type { BudgetConfig, RateLimitConfig } from "../agents/governance-config.
 import type { RequestContext } from "../audit/audit.js";
 import type { Principal } from "../auth/permissions.js";
 import type { StewardEnv } from "../config.js";
+import type { DbOrTx } from "../db/database.js";
 import type { ExternalAgentRow, InvocationRow } from "../db/schema.js";
+import type { InvocationOutbox } from "../delivery/invocation-outbox.js";
 import { AppError } from "../errors.js";
 import {
   type BudgetService,
@@ -57,6 +59,7 @@ export interface InvocationDependencies {
   budgets: BudgetService;
   approvals: ApprovalGate;
   client: AgentClient;
+  outbox: InvocationOutbox;
   metrics: InvocationMetrics;
   logger: Logger;
   environment: StewardEnv;
@@ -154,6 +157,9 @@ export class InvocationService {
       identityHash: null,
       bodyHash: null,
       redactedAt: null,
+      webhookDeliveryStatus: null,
+      webhookDeliveryError: null,
+      webhookDeliveredAt: null,
     });
     if (started.duplicate) return this.replay(started.row, agent.id);
 
@@ -432,8 +438,9 @@ class GovernedCall {
       InvocationOutcome,
       "governance" | "degraded" | "degradedReasons" | "policyIds" | "estimatedCost"
     >,
-    alongside?: Parameters<InvocationStore["finish"]>[2],
+    settle?: (tx: DbOrTx) => Promise<void>,
   ): Promise<InvocationRow> {
+    const { outbox } = this.deps;
     const row = await this.deps.store.finish(
       this.row,
       {
@@ -444,9 +451,13 @@ class GovernedCall {
         policyIds: this.policyIds,
         estimatedCost: this.estimatedCost,
       },
-      alongside,
+      async (tx, final) => {
+        await settle?.(tx);
+        return outbox.queue(tx, final, this.agent);
+      },
     );
     this.finished = true;
+    outbox.wake();
     return row;
   }
 }

@@ -47,6 +47,13 @@ export const LineageRecord = Type.Object({
   completed_at: Nullable(Type.String({ format: "date-time" })),
   chain: Type.Object({ seq: Nullable(Type.Integer()), prev_hash: Text, record_hash: Text }),
   redacted_at: Nullable(Type.String({ format: "date-time" })),
+  webhook_delivery_status: Nullable(
+    Type.String({
+      description: "Delivery of the result to the agent's platform: pending, delivered, failed, dead",
+    }),
+  ),
+  webhook_delivery_error: Text,
+  webhook_delivered_at: Nullable(Type.String({ format: "date-time" })),
 });
 export type LineageRecord = Static<typeof LineageRecord>;
 
@@ -100,5 +107,8 @@ export function toLineageRecord(row: InvocationRow): LineageRecord {
     completed_at: row.completedAt?.toISOString() ?? null,
     chain: { seq: row.chainSeq, prev_hash: row.prevHash, record_hash: row.recordHash },
     redacted_at: row.redactedAt?.toISOString() ?? null,
+    webhook_delivery_status: row.webhookDeliveryStatus,
+    webhook_delivery_error: row.webhookDeliveryError,
+    webhook_delivered_at: row.webhookDeliveredAt?.toISOString() ?? null,
   };
 }

@@ -65,8 +65,13 @@ export async function startMockAgent(handler: MockHandler = echo): Promise<MockA
         return;
       }
       if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
-      response.writeHead(reply.status ?? 200, { "content-type": "application/json", ...reply.headers });
-      response.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
+      // A string body is sent as it is (Slack answers a plain "ok"); anything else as JSON.
+      const text = typeof reply.body === "string";
+      response.writeHead(reply.status ?? 200, {
+        "content-type": text ? "text/plain" : "application/json",
+        ...reply.headers,
+      });
+      response.end(reply.body === undefined ? "" : text ? reply.body : JSON.stringify(reply.body));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -3,13 +3,13 @@ import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { AuthType } from "../../src/agents/agent-kinds.js";
+import { retryAfterMs } from "../../src/http/retry-after.js";
 import { AddressGuard } from "../../src/invocation/address-guard.js";
 import {
   type AgentCallResult,
   AgentClient,
   type AgentClientOptions,
   type AgentTarget,
-  retryAfterMs,
 } from "../../src/invocation/agent-client.js";
 import { OAuth2TokenCache } from "../../src/invocation/outbound-auth.js";
 import { startDnsServer, type TestDnsServer } from "../helpers/dns-server.js";

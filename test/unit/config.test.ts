@@ -36,6 +36,14 @@ describe("loadConfig", () => {
         dnsServers: [],
         invokeTimeoutMs: 30_000,
         maxResponseBytes: 1024 * 1024,
+        delivery: {
+          publicUrl: "http://localhost:8080",
+          retryDelaysMs: [2000, 10_000],
+          pauseAfterMs: 3_600_000,
+          timeoutMs: 10_000,
+          telegramApiUrl: "https://api.telegram.org",
+          notionApiUrl: "https://api.notion.com",
+        },
       });
     });
 
@@ -295,6 +303,25 @@ describe("loadConfig", () => {
       expect(loadConfig({ STEWARD_INVOKE_TIMEOUT_MS: "5000" }).invokeTimeoutMs).toBe(5000);
       expect(() => loadConfig({ STEWARD_INVOKE_TIMEOUT_MS: "0" })).toThrow(/STEWARD_INVOKE_TIMEOUT_MS/);
       expect(() => loadConfig({ STEWARD_MAX_RESPONSE_BYTES: "10" })).toThrow(/STEWARD_MAX_RESPONSE_BYTES/);
+    });
+  });
+
+  describe("delivery settings", () => {
+    it("reads the retry schedule as durations", () => {
+      expect(
+        loadConfig({ STEWARD_DELIVERY_RETRY_DELAYS: "5s,5m,30m,2h,5h,10h" }).delivery.retryDelaysMs,
+      ).toEqual([5000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000]);
+      expect(() => loadConfig({ STEWARD_DELIVERY_RETRY_DELAYS: "5s,soon" })).toThrow(
+        /STEWARD_DELIVERY_RETRY_DELAYS/,
+      );
+    });
+
+    it("takes the public URL without a trailing slash and refuses a non-URL", () => {
+      expect(loadConfig({ STEWARD_PUBLIC_URL: "https://steward.example.com/" }).delivery.publicUrl).toBe(
+        "https://steward.example.com",
+      );
+      expect(loadConfig({ PORT: "9000" }).delivery.publicUrl).toBe("http://localhost:9000");
+      expect(() => loadConfig({ STEWARD_TELEGRAM_API_URL: "telegram" })).toThrow(/STEWARD_TELEGRAM_API_URL/);
     });
   });
 });

@@ -31,11 +31,13 @@ describe("newId", () => {
     expect(Object.keys(ID_PREFIXES).sort()).toEqual([
       "apiKey",
       "auditEvent",
+      "delivery",
       "externalAgent",
       "invocation",
       "organization",
       "policy",
       "user",
+      "webhookSubscription",
     ]);
   });
 

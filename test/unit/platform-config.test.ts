@@ -29,6 +29,12 @@ const VALID: Record<Platform, Record<string, unknown>> = {
     webhook_url: "https://results.example.com/hooks/steward",
     headers: { Authorization: "Bearer t", "X-Source": "steward" },
   },
+  mattermost: {
+    webhook_url: "https://chat.example.com/hooks/xa3fn8kd7pgq5b1c9tyrmwe4zh",
+    channel: "town-square",
+    username: "steward",
+    icon_url: "https://cdn.example.com/steward.png",
+  },
 };
 
 const REQUIRED: Record<Platform, string[]> = {
@@ -38,6 +44,7 @@ const REQUIRED: Record<Platform, string[]> = {
   telegram: ["bot_token", "chat_id"],
   notion: ["token", "database_id"],
   custom_http: [],
+  mattermost: ["webhook_url"],
 };
 
 function without(config: Record<string, unknown>, field: string): Record<string, unknown> {
@@ -61,6 +68,7 @@ describe("platform_config validation", () => {
       ["discord", { webhook_url: "https://discord.com/api/webhooks/1/x" }],
       ["custom_http", {}],
       ["custom_http", { webhook_url: "http://10.0.0.5:8080/results" }],
+      ["mattermost", { webhook_url: "https://chat.example.com/hooks/x" }],
     ] as const)("accepts a minimal %s config %j", (platform, config) => {
       expect(validate(platform, config)).toEqual([]);
     });
@@ -100,6 +108,10 @@ describe("platform_config validation", () => {
       ["notion", "token", { value: "t" }],
       ["custom_http", "headers", "Authorization: Bearer t"],
       ["custom_http", "headers", { Authorization: "" }],
+      ["mattermost", "webhook_url", ""],
+      ["mattermost", "channel", ""],
+      ["mattermost", "username", 7],
+      ["mattermost", "icon_url", { url: "https://x" }],
     ] as const)("%s refuses %s = %j", (platform, field, value) => {
       const fields = fieldsOf(platform, { ...VALID[platform], [field]: value });
       const named = `platform_config.${field}`;
@@ -135,6 +147,8 @@ describe("platform_config validation", () => {
       ["discord", "avatar_url"],
       ["slack", "webhook_url"],
       ["custom_http", "webhook_url"],
+      ["mattermost", "webhook_url"],
+      ["mattermost", "icon_url"],
     ] as const;
 
     it.each(urlFields)("%s refuses an ftp:// %s and names it", (platform, field) => {
@@ -179,6 +193,7 @@ describe("platform_config validation", () => {
       ["telegram", ["bot_token"]],
       ["notion", ["token"]],
       ["custom_http", ["webhook_url", "headers.*"]],
+      ["mattermost", ["webhook_url"]],
     ] as const)("%s seals %j", (platform, paths) => {
       expect([...PLATFORM_CONFIG_SPECS[platform].secretPaths]).toEqual(paths);
     });

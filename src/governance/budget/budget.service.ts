@@ -3,6 +3,7 @@ import type { BudgetConfig } from "../../agents/governance-config.js";
 import { type RequestContext, recordAudit } from "../../audit/audit.js";
 import type { Db, DbOrTx } from "../../db/database.js";
 import { budgetUsage } from "../../db/schema.js";
+import type { EventOutbox } from "../../delivery/delivery-target.js";
 import { type BudgetPeriod, periodWindow } from "./budget-period.js";
 
 /**
@@ -91,7 +92,11 @@ export const roundMoney = (value: number) => Math.round(value * 1e6) / 1e6;
 const round = roundMoney;
 
 export class BudgetService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Where threshold crossings are announced to the organization's webhook subscribers. */
+    private readonly events?: EventOutbox,
+  ) {}
 
   /**
    * Reserves `amount` against every cap of the agent and its organization. `onReserved`
@@ -331,6 +336,20 @@ export class BudgetService {
         details: {
           period: row.period,
           period_start: periodStart,
+          spent: row.spent,
+          limit,
+          threshold: crossing.threshold,
+        },
+      });
+      await this.events?.publish(tx, {
+        type: "external_agent.budget.warning",
+        organizationId: reservation.organizationId,
+        ...(row.scope === "agent" && { externalAgentId: reservation.agentId }),
+        data: {
+          external_agent_id: row.scope === "agent" ? reservation.agentId : null,
+          scope: row.scope,
+          level: crossing.name,
+          period: row.period,
           spent: row.spent,
           limit,
           threshold: crossing.threshold,

@@ -1,0 +1,140 @@
+import Type from "typebox";
+import { getGlobalDispatcher } from "undici";
+import { HEADER_NAME_PATTERN } from "../../agents/config-schema.js";
+import { AuthConfigError, applyOutboundAuth, OAuth2TokenCache } from "../../invocation/outbound-auth.js";
+import { type AdapterDefinition, type InvocationNotice, PlatformConfigError } from "./adapter.js";
+import { readConfig, STRICT, secret } from "./config-fields.js";
+import { readAnswer } from "./platform-answer.js";
+
+/**
+ * Any HTTP endpoint: the invocation result as JSON, in the Standard Webhooks shape.
+ * When the agent authenticates with hmac, its secret signs every attempt afresh
+ * (receivers refuse timestamps older than five minutes, and a retry can be later).
+ */
+
+const configSpec = {
+  schema: Type.Object(
+    {
+      webhook_url: Type.Optional(secret("URL results are POSTed to")),
+      headers: Type.Optional(
+        Type.Record(Type.String({ pattern: HEADER_NAME_PATTERN }), secret("Header value"), {
+          additionalProperties: false,
+          maxProperties: 50,
+          description: "Headers sent with every delivery; values are stored as secrets",
+        }),
+      ),
+    },
+    STRICT,
+  ),
+  secretPaths: ["webhook_url", "headers.*"],
+  urlFields: ["webhook_url"],
+};
+
+export const CUSTOM_HTTP_EVENT = "external_agent.invocation.completed";
+
+/** Headers that frame the request: undici refuses most, and none can be meant as a setting. */
+const FRAMING_HEADERS = new Set([
+  "connection",
+  "content-length",
+  "expect",
+  "host",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** The body: stable across retries, so its bytes (and the receiver's dedup by webhook-id) are too. */
+export function customHttpEvent(notice: InvocationNotice) {
+  return {
+    type: CUSTOM_HTTP_EVENT,
+    timestamp: notice.completedAt.toISOString(),
+    data: {
+      invocation_id: notice.invocationId,
+      agent_id: notice.agentId,
+      agent_name: notice.agentName,
+      status: notice.status,
+      output: notice.output ?? null,
+      error: notice.error,
+      duration_ms: notice.durationMs,
+      cost_usd: notice.costUsd,
+      trace_id: notice.traceId,
+      external_user: notice.externalUser,
+      created_at: notice.createdAt.toISOString(),
+      completed_at: notice.completedAt.toISOString(),
+      dashboard_url: notice.dashboardUrl,
+    },
+  };
+}
+
+/**
+ * Standard Webhooks headers, by the same code (and key rules: whsec_ or raw UTF-8)
+ * that signs calls to hmac agents. Signing needs none of the network `applyOutboundAuth`
+ * takes for oauth2; the aborted signal makes sure nothing could use it.
+ */
+async function signatureHeaders(secretValue: string, messageId: string, body: string, timestamp: Date) {
+  const io = {
+    dispatcher: getGlobalDispatcher(),
+    signal: AbortSignal.abort(),
+    tokenCache: new OAuth2TokenCache(),
+  };
+  const request = {
+    agentId: "",
+    authType: "hmac" as const,
+    authConfig: { secret: secretValue },
+    body,
+    messageId,
+    timestamp,
+  };
+  return (await applyOutboundAuth(request, io)).headers;
+}
+
+export const customHttpAdapter: AdapterDefinition = {
+  configSpec,
+  deliversTo: (config) => typeof config.webhook_url === "string",
+  create(rawConfig, context) {
+    const { webhook_url: url, headers = {} } = readConfig(configSpec, rawConfig);
+    if (url === undefined)
+      throw new PlatformConfigError("platform_config.webhook_url", "is not set: nothing to deliver to");
+    const extraHeaders: Record<string, string> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      const lower = name.toLowerCase();
+      if (FRAMING_HEADERS.has(lower))
+        throw new PlatformConfigError(`platform_config.headers.${name}`, "is set by Steward itself");
+      extraHeaders[lower] = value;
+    }
+    const { signingSecret } = context;
+    const now = context.now ?? (() => new Date());
+    const secrets = [url, ...Object.values(headers), ...(signingSecret === undefined ? [] : [signingSecret])];
+    return {
+      format: (notice) => ({
+        url,
+        // Steward's own headers win over configured ones of the same name.
+        headers: { ...extraHeaders, "content-type": "application/json", "webhook-id": notice.invocationId },
+        body: JSON.stringify(customHttpEvent(notice)),
+      }),
+      async deliver(payload, send, timeoutMs) {
+        let headers = payload.headers;
+        if (signingSecret !== undefined) {
+          try {
+            const messageId = payload.headers["webhook-id"] ?? "";
+            headers = {
+              ...headers,
+              ...(await signatureHeaders(signingSecret, messageId, payload.body, now())),
+            };
+          } catch (error) {
+            if (error instanceof AuthConfigError)
+              return { delivered: false, retryable: false, error: error.message };
+            throw error;
+          }
+        }
+        return readAnswer(await send({ ...payload, headers }, timeoutMs), {
+          platform: "The endpoint",
+          secrets,
+          now,
+        });
+      },
+    };
+  },
+};

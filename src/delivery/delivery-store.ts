@@ -1,0 +1,238 @@
+import { and, asc, count, desc, eq, gte, inArray, lte, type SQL, sql } from "drizzle-orm";
+import { recordAudit } from "../audit/audit.js";
+import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
+import type { Db, DbOrTx } from "../db/database.js";
+import {
+  type DeliveryAttemptRow,
+  type DeliveryRow,
+  deliveries,
+  deliveryAttempts,
+  deliveryEndpoints,
+} from "../db/schema.js";
+import { NotFoundError } from "../errors.js";
+import type { PageRequest } from "../http/pagination.js";
+import { newId } from "../ids.js";
+
+/** A delivery's endpoint: the agent's platform, or a webhook subscription. Paused and capped as one. */
+export const ENDPOINT_KEY = sql`CASE target WHEN 'platform' THEN 'agent:' || external_agent_id ELSE 'webhook:' || subscription_id END`;
+
+export function endpointOf(
+  delivery: Pick<DeliveryRow, "target" | "externalAgentId" | "subscriptionId">,
+): string {
+  return delivery.target === "platform"
+    ? `agent:${delivery.externalAgentId}`
+    : `webhook:${delivery.subscriptionId}`;
+}
+
+export interface DeliveryFilters {
+  externalAgentId?: string;
+  status?: string;
+  platform?: string;
+  from?: Date;
+  to?: Date;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  startedAt: Date;
+  durationMs: number;
+  statusCode: number | null;
+  outcome: "delivered" | "retry" | "failed";
+  error: string | null;
+  /** For a retry: when the next attempt is due. */
+  nextAttemptAt?: Date;
+}
+
+/** The outbox: rows written with the change they report, claimed by workers, and their attempt log. */
+export class DeliveryStore {
+  constructor(
+    private readonly db: Db,
+    private readonly leaseMs: number,
+  ) {}
+
+  /** Queues an invocation's result for its agent's platform, inside the invocation's transaction. */
+  async enqueuePlatform(
+    tx: DbOrTx,
+    delivery: { organizationId: string; externalAgentId: string; invocationId: string; platform: string },
+  ): Promise<void> {
+    await tx.insert(deliveries).values({
+      id: newId("delivery"),
+      target: "platform",
+      eventType: "external_agent.invocation.completed",
+      ...delivery,
+    });
+  }
+
+  /**
+   * Claims up to `limit` due deliveries for this worker, skipping rows other workers
+   * hold (SKIP LOCKED), paused endpoints and endpoints this worker has at capacity.
+   * A row whose worker died is due again once its lease has run out.
+   */
+  async claim(limit: number, saturatedEndpoints: readonly string[]): Promise<DeliveryRow[]> {
+    if (limit <= 0) return [];
+    const result = await this.db.execute<Record<string, unknown>>(sql`
+      UPDATE deliveries SET status = 'delivering', attempts = attempts + 1,
+             lease_until = now() + ${`${this.leaseMs} milliseconds`}::interval, updated_at = now()
+       WHERE id IN (
+         SELECT id FROM deliveries
+          WHERE ((status IN ('pending', 'failed') AND next_attempt_at <= now())
+              OR (status = 'delivering' AND lease_until < now()))
+            AND NOT (${ENDPOINT_KEY} = ANY(${sql.param([...saturatedEndpoints])}::text[]))
+            AND NOT EXISTS (
+              SELECT 1 FROM delivery_endpoints e WHERE e.endpoint = ${ENDPOINT_KEY} AND e.paused_at IS NOT NULL)
+          ORDER BY next_attempt_at
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED)
+      RETURNING id`);
+    const ids = result.rows.map((row) => row.id as string);
+    if (ids.length === 0) return [];
+    return this.db
+      .select()
+      .from(deliveries)
+      .where(inArray(deliveries.id, ids))
+      .orderBy(asc(deliveries.nextAttemptAt));
+  }
+
+  /**
+   * Records one attempt and moves the delivery on: delivered, due again, or dead. Also
+   * keeps the endpoint's failure streak, returning true when this failure pauses it.
+   */
+  async recordAttempt(
+    delivery: DeliveryRow,
+    attempt: AttemptRecord,
+    pauseAfterMs: number,
+    onInvocation: (tx: DbOrTx) => Promise<void>,
+  ): Promise<{ paused: boolean }> {
+    const status =
+      attempt.outcome === "delivered" ? "delivered" : attempt.outcome === "retry" ? "failed" : "dead";
+    const endpoint = endpointOf(delivery);
+    return this.db.transaction(async (tx) => {
+      const [number] = await tx
+        .select({ last: sql<number>`coalesce(max(${deliveryAttempts.attempt}), 0)` })
+        .from(deliveryAttempts)
+        .where(eq(deliveryAttempts.deliveryId, delivery.id));
+      await tx.insert(deliveryAttempts).values({
+        deliveryId: delivery.id,
+        attempt: (number?.last ?? 0) + 1,
+        startedAt: attempt.startedAt,
+        durationMs: attempt.durationMs,
+        statusCode: attempt.statusCode,
+        outcome: attempt.outcome,
+        error: attempt.error,
+      });
+      await tx
+        .update(deliveries)
+        .set({
+          status,
+          leaseUntil: null,
+          lastStatusCode: attempt.statusCode,
+          lastError: attempt.error,
+          updatedAt: new Date(),
+          ...(attempt.nextAttemptAt ? { nextAttemptAt: attempt.nextAttemptAt } : {}),
+          ...(status === "delivered" ? { deliveredAt: new Date() } : {}),
+        })
+        .where(eq(deliveries.id, delivery.id));
+      await onInvocation(tx);
+      if (status === "delivered") {
+        await tx.delete(deliveryEndpoints).where(eq(deliveryEndpoints.endpoint, endpoint));
+        return { paused: false };
+      }
+      const streak = await tx.execute<{ paused: boolean }>(sql`
+        INSERT INTO delivery_endpoints (endpoint, organization_id, failing_since)
+        VALUES (${endpoint}, ${delivery.organizationId}, now())
+        ON CONFLICT (endpoint) DO UPDATE
+          SET paused_at = CASE
+                WHEN delivery_endpoints.paused_at IS NULL
+                 AND delivery_endpoints.failing_since < now() - ${`${pauseAfterMs} milliseconds`}::interval
+                THEN now() ELSE delivery_endpoints.paused_at END
+        RETURNING paused_at IS NOT NULL AND paused_at = now() AS paused`);
+      const paused = streak.rows[0]?.paused ?? false;
+      if (paused) {
+        await recordAudit(
+          tx,
+          { actor: SYSTEM_ACTOR },
+          {
+            organizationId: delivery.organizationId,
+            action: "delivery.endpoint_paused",
+            resourceType: delivery.target === "platform" ? "external_agent" : "webhook_subscription",
+            resourceId: delivery.target === "platform" ? delivery.externalAgentId : delivery.subscriptionId,
+            details: { last_error: attempt.error, last_status_code: attempt.statusCode },
+          },
+        );
+      }
+      return { paused };
+    });
+  }
+
+  async list(organizationId: string, filters: DeliveryFilters, page: PageRequest) {
+    const where = this.where(organizationId, filters);
+    const [rows, [totals]] = await Promise.all([
+      this.db
+        .select()
+        .from(deliveries)
+        .where(where)
+        .orderBy(desc(deliveries.id))
+        .limit(page.limit)
+        .offset(page.offset),
+      this.db.select({ total: count() }).from(deliveries).where(where),
+    ]);
+    return { rows, total: totals?.total ?? 0 };
+  }
+
+  async get(
+    organizationId: string,
+    id: string,
+  ): Promise<{ delivery: DeliveryRow; attempts: DeliveryAttemptRow[] }> {
+    const [delivery] = await this.db
+      .select()
+      .from(deliveries)
+      .where(and(eq(deliveries.organizationId, organizationId), eq(deliveries.id, id)));
+    if (!delivery) throw new NotFoundError("delivery", id);
+    const attempts = await this.db
+      .select()
+      .from(deliveryAttempts)
+      .where(eq(deliveryAttempts.deliveryId, id))
+      .orderBy(asc(deliveryAttempts.attempt));
+    return { delivery, attempts };
+  }
+
+  /**
+   * Puts deliveries back in the queue with a fresh set of attempts, and lifts the pause
+   * of their endpoints: someone has looked at it.
+   */
+  async requeue(organizationId: string, where: SQL | undefined): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const requeued = await tx
+        .update(deliveries)
+        .set({
+          status: "pending",
+          attempts: 0,
+          nextAttemptAt: new Date(),
+          leaseUntil: null,
+          updatedAt: new Date(),
+        })
+        .where(and(eq(deliveries.organizationId, organizationId), where))
+        .returning({
+          target: deliveries.target,
+          externalAgentId: deliveries.externalAgentId,
+          subscriptionId: deliveries.subscriptionId,
+        });
+      const endpoints = [...new Set(requeued.map(endpointOf))];
+      if (endpoints.length > 0) {
+        await tx.delete(deliveryEndpoints).where(inArray(deliveryEndpoints.endpoint, endpoints));
+      }
+      return requeued.length;
+    });
+  }
+
+  private where(organizationId: string, filters: DeliveryFilters): SQL | undefined {
+    return and(
+      eq(deliveries.organizationId, organizationId),
+      filters.externalAgentId ? eq(deliveries.externalAgentId, filters.externalAgentId) : undefined,
+      filters.status ? eq(deliveries.status, filters.status) : undefined,
+      filters.platform ? eq(deliveries.platform, filters.platform) : undefined,
+      filters.from ? gte(deliveries.createdAt, filters.from) : undefined,
+      filters.to ? lte(deliveries.createdAt, filters.to) : undefined,
+    );
+  }
+}

@@ -1,0 +1,191 @@
+import { performance } from "node:perf_hooks";
+import { eq } from "drizzle-orm";
+import type { Logger } from "pino";
+import type { DbOrTx } from "../db/database.js";
+import { type DeliveryRow, invocations } from "../db/schema.js";
+import { isBlockedDestination } from "../invocation/address-guard.js";
+import type { DeliveryOutcome, HttpSender } from "./adapters/adapter.js";
+import { type AttemptRecord, type DeliveryStore, endpointOf } from "./delivery-store.js";
+import type { DeliveryTarget } from "./delivery-target.js";
+import { nextAttemptDelay } from "./retry-schedule.js";
+
+export interface DeliveryWorkerOptions {
+  store: DeliveryStore;
+  targets: Record<"platform" | "webhook", DeliveryTarget>;
+  send: HttpSender;
+  logger: Logger;
+  retryDelaysMs: readonly number[];
+  pauseAfterMs: number;
+  timeoutMs: number;
+  /** Deliveries in flight at once in this process. */
+  concurrency?: number;
+  /** Deliveries in flight at once to one endpoint, so a slow platform cannot take every slot. */
+  perEndpoint?: number;
+  pollIntervalMs?: number;
+}
+
+/** Why a send failed, in words that never contain the URL (Telegram's carries the bot token). */
+function failureOf(error: unknown, timeoutMs: number): DeliveryOutcome {
+  if (isBlockedDestination(error)) {
+    return { delivered: false, retryable: false, error: "destination refused by the SSRF guard" };
+  }
+  const name = (error as { name?: string }).name;
+  if (name === "TimeoutError" || name === "AbortError") {
+    return { delivered: false, retryable: true, error: `no answer within ${timeoutMs} ms` };
+  }
+  const code = (error as { code?: string }).code;
+  return {
+    delivered: false,
+    retryable: true,
+    error: `network error${typeof code === "string" ? ` (${code})` : ""}`,
+  };
+}
+
+/**
+ * Claims due deliveries from the outbox and sends them, several at a time but never
+ * more than `perEndpoint` to one endpoint. Every attempt is recorded; a failure is
+ * retried on the schedule, then the delivery is dead. Any number of workers (replicas)
+ * can run: claiming uses SKIP LOCKED, and a claim held by a worker that died expires.
+ */
+export class DeliveryWorker {
+  private readonly inFlight = new Map<string, number>();
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopped = true;
+  private readonly active = new Set<Promise<void>>();
+  private readonly concurrency: number;
+  private readonly perEndpoint: number;
+  private readonly pollIntervalMs: number;
+
+  constructor(private readonly options: DeliveryWorkerOptions) {
+    this.concurrency = options.concurrency ?? 16;
+    this.perEndpoint = options.perEndpoint ?? 4;
+    this.pollIntervalMs = options.pollIntervalMs ?? 500;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Stops claiming and waits for the deliveries in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.ticking;
+    await Promise.allSettled([...this.active]);
+  }
+
+  /** Looks for work now, e.g. right after an invocation queued a delivery. */
+  wake(): void {
+    if (!this.stopped) this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.ticking ??= this.tick().finally(() => {
+        this.ticking = undefined;
+        if (!this.stopped) this.schedule(this.pollIntervalMs);
+      });
+    }, delayMs);
+  }
+
+  private async tick(): Promise<void> {
+    const saturated = [...this.inFlight]
+      .filter(([, count]) => count >= this.perEndpoint)
+      .map(([endpoint]) => endpoint);
+    let claimed: DeliveryRow[];
+    try {
+      claimed = await this.options.store.claim(this.concurrency - this.running, saturated);
+    } catch (error) {
+      this.options.logger.error({ err: error }, "could not claim deliveries; will try again");
+      return;
+    }
+    for (const delivery of claimed) {
+      const work = this.process(delivery).finally(() => {
+        this.active.delete(work);
+        this.wake();
+      });
+      this.active.add(work);
+    }
+  }
+
+  private async process(delivery: DeliveryRow): Promise<void> {
+    const endpoint = endpointOf(delivery);
+    this.running++;
+    this.inFlight.set(endpoint, (this.inFlight.get(endpoint) ?? 0) + 1);
+    const startedAt = new Date();
+    const started = performance.now();
+    try {
+      const outcome = await this.attempt(delivery);
+      await this.record(delivery, outcome, startedAt, Math.round(performance.now() - started));
+    } catch (error) {
+      // The attempt log could not be written (database down): the lease runs out and
+      // the delivery is claimed again, so it is retried rather than lost.
+      this.options.logger.error(
+        { err: error, delivery_id: delivery.id },
+        "could not record a delivery attempt",
+      );
+    } finally {
+      this.running--;
+      const left = (this.inFlight.get(endpoint) ?? 1) - 1;
+      if (left === 0) this.inFlight.delete(endpoint);
+      else this.inFlight.set(endpoint, left);
+    }
+  }
+
+  private async attempt(delivery: DeliveryRow): Promise<DeliveryOutcome> {
+    const { targets, send, timeoutMs } = this.options;
+    try {
+      const prepared = await targets[delivery.target as "platform" | "webhook"].prepare(delivery);
+      if ("skip" in prepared) return { delivered: false, retryable: false, error: prepared.skip };
+      // The same id on every attempt: the receiver's idempotency key.
+      prepared.payload.headers["x-steward-delivery-id"] = delivery.id;
+      return await prepared.deliver(prepared.payload, send, timeoutMs);
+    } catch (error) {
+      return failureOf(error, timeoutMs);
+    }
+  }
+
+  private async record(delivery: DeliveryRow, outcome: DeliveryOutcome, startedAt: Date, durationMs: number) {
+    const { store, retryDelaysMs, pauseAfterMs, logger } = this.options;
+    const delay =
+      outcome.delivered || !outcome.retryable
+        ? null
+        : nextAttemptDelay(retryDelaysMs, delivery.attempts, outcome.retryAfterMs);
+    const attempt: AttemptRecord = {
+      attempt: delivery.attempts,
+      startedAt,
+      durationMs,
+      statusCode: outcome.statusCode ?? null,
+      outcome: outcome.delivered ? "delivered" : delay !== null ? "retry" : "failed",
+      error: outcome.error ?? null,
+      ...(delay !== null && { nextAttemptAt: new Date(Date.now() + delay) }),
+    };
+    const { paused } = await store.recordAttempt(delivery, attempt, pauseAfterMs, (tx) =>
+      this.reflectOnInvocation(tx, delivery, attempt),
+    );
+    if (paused) logger.warn({ endpoint: endpointOf(delivery) }, "delivery endpoint keeps failing; paused");
+  }
+
+  /** A platform delivery's state shows on its invocation. */
+  private async reflectOnInvocation(
+    tx: DbOrTx,
+    delivery: DeliveryRow,
+    attempt: AttemptRecord,
+  ): Promise<void> {
+    if (delivery.target !== "platform" || !delivery.invocationId) return;
+    const status =
+      attempt.outcome === "delivered" ? "delivered" : attempt.outcome === "retry" ? "failed" : "dead";
+    await tx
+      .update(invocations)
+      .set({
+        webhookDeliveryStatus: status,
+        webhookDeliveryError: attempt.outcome === "delivered" ? null : attempt.error,
+        ...(attempt.outcome === "delivered" ? { webhookDeliveredAt: new Date() } : {}),
+      })
+      .where(eq(invocations.id, delivery.invocationId));
+  }
+}

@@ -1,0 +1,68 @@
+import type { Platform } from "../agents/agent-kinds.js";
+import type { DbOrTx } from "../db/database.js";
+import type { ExternalAgentRow, InvocationRow } from "../db/schema.js";
+import type { AdapterRegistry } from "./adapters/adapter.js";
+import type { DeliveryStore } from "./delivery-store.js";
+import type { EventOutbox } from "./delivery-target.js";
+
+/** Calls that reached the agent: their result goes to the platform and to subscribers. */
+const COMPLETED = new Set(["success", "failure", "timeout"]);
+
+/**
+ * What an invocation tells the outside world, queued in the transaction that makes it
+ * final — so a crash can never record a call and lose its delivery.
+ */
+export class InvocationOutbox {
+  constructor(
+    private readonly store: DeliveryStore,
+    private readonly events: EventOutbox,
+    private readonly adapters: AdapterRegistry,
+    /** Called after the transaction commits, so a worker picks the delivery up at once. */
+    readonly wake: () => void,
+  ) {}
+
+  /** Queues the deliveries of a final invocation; answers the columns the invocation shows. */
+  async queue(
+    tx: DbOrTx,
+    invocation: InvocationRow,
+    agent: ExternalAgentRow,
+  ): Promise<Pick<InvocationRow, "webhookDeliveryStatus">> {
+    const { organizationId, externalAgentId, id: invocationId } = invocation;
+    if (invocation.status === "rate_limited") {
+      const limit = (invocation.governance as { rate_limit?: Record<string, unknown> }).rate_limit ?? {};
+      await this.events.publish(tx, {
+        type: "external_agent.rate_limit.exceeded",
+        organizationId,
+        externalAgentId,
+        invocationId,
+        data: {
+          external_agent_id: externalAgentId,
+          invocation_id: invocationId,
+          window: limit.window,
+          limit: limit.limit,
+          reset_seconds: limit.reset_seconds,
+        },
+      });
+    }
+    if (!COMPLETED.has(invocation.status)) return { webhookDeliveryStatus: null };
+    await this.events.publish(tx, {
+      type: "external_agent.invocation.completed",
+      organizationId,
+      externalAgentId,
+      invocationId,
+      data: {
+        invocation_id: invocationId,
+        external_agent_id: externalAgentId,
+        status: invocation.status,
+        cost_usd: invocation.costUsd,
+        duration_ms: invocation.durationMs,
+        trace_id: invocation.traceId,
+        completed_at: invocation.completedAt?.toISOString() ?? null,
+      },
+    });
+    const platform = agent.platform as Platform;
+    if (!this.adapters[platform].deliversTo(agent.platformConfig)) return { webhookDeliveryStatus: null };
+    await this.store.enqueuePlatform(tx, { organizationId, externalAgentId, invocationId, platform });
+    return { webhookDeliveryStatus: "pending" };
+  }
+}

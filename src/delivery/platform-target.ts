@@ -1,0 +1,62 @@
+import { and, eq } from "drizzle-orm";
+import type { ExternalAgentService } from "../agents/agent.service.js";
+import type { Platform } from "../agents/agent-kinds.js";
+import type { Db } from "../db/database.js";
+import { type DeliveryRow, type InvocationRow, invocations } from "../db/schema.js";
+import { outputOf } from "../invocation/invocation-response.js";
+import type { AdapterContext, AdapterRegistry, InvocationNotice } from "./adapters/adapter.js";
+import type { DeliveryTarget, PreparedDelivery } from "./delivery-target.js";
+
+/** The parts of a message every platform shows, from a final invocation. */
+export function noticeOf(row: InvocationRow, publicUrl: string): InvocationNotice {
+  return {
+    invocationId: row.id,
+    agentId: row.externalAgentId,
+    agentName: row.agentName,
+    status: row.status,
+    output: row.status === "success" ? outputOf(row.responseBody) : null,
+    error: row.errorMessage,
+    durationMs: row.durationMs,
+    costUsd: row.costUsd,
+    traceId: row.traceId,
+    externalUser: row.externalUserEmail ?? row.externalUserId,
+    createdAt: row.createdAt,
+    completedAt: row.completedAt ?? row.createdAt,
+    dashboardUrl: `${publicUrl}/invocations/${row.id}`,
+  };
+}
+
+/** Delivers an invocation's result to its agent's chat platform, formatted by the platform's adapter. */
+export class PlatformDeliveryTarget implements DeliveryTarget {
+  constructor(
+    private readonly db: Db,
+    private readonly agents: ExternalAgentService,
+    private readonly adapters: AdapterRegistry,
+    private readonly context: Omit<AdapterContext, "signingSecret">,
+  ) {}
+
+  async prepare(delivery: DeliveryRow): Promise<PreparedDelivery | { skip: string }> {
+    const [invocation] = await this.db
+      .select()
+      .from(invocations)
+      .where(
+        and(
+          eq(invocations.organizationId, delivery.organizationId),
+          eq(invocations.id, delivery.invocationId ?? ""),
+        ),
+      );
+    if (!invocation) return { skip: "the invocation no longer exists" };
+    const agent = await this.agents.loadForDelivery(delivery.organizationId, invocation.externalAgentId);
+    const definition = this.adapters[agent.row.platform as Platform];
+    if (!definition.deliversTo(agent.platformConfig))
+      return { skip: "the agent has no delivery destination" };
+    const adapter = definition.create(agent.platformConfig, {
+      ...this.context,
+      signingSecret: agent.signingSecret,
+    });
+    return {
+      payload: adapter.format(noticeOf(invocation, this.context.publicUrl)),
+      deliver: adapter.deliver,
+    };
+  }
+}

@@ -1,0 +1,8 @@
+/** A Retry-After header (seconds, or an HTTP date) as milliseconds from `nowMs`. */
+export function retryAfterMs(value: string | string[] | undefined, nowMs: number): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
