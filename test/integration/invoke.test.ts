@@ -143,7 +143,7 @@ describe("awkward content", () => {
           emoji: "😀",
           nul: "a\u0000b",
           lone: "x\ud800y",
-          big: 12345678901234567890,
+          big: 2 ** 60,
           tiny: 5e-324,
           zero: -0,
         },
@@ -162,7 +162,7 @@ describe("awkward content", () => {
       emoji: "😀",
       nul: "a\uFFFDb",
       lone: "x\uFFFDy",
-      big: 12345678901234567890,
+      big: 2 ** 60,
       tiny: 5e-324,
       zero: 0,
     });
