@@ -84,7 +84,8 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     closers.push(() => limiter.close());
     const agentClient = new AgentClient({ guard, maxResponseBytes: config.maxResponseBytes });
     closers.push(() => agentClient.close());
-    const deliveries = new DeliveryStore(database.db, DELIVERY_LEASE_MS);
+    // A claim outlives one attempt with room to spare; after a crash, that long until another worker takes over.
+    const deliveries = new DeliveryStore(database.db, config.delivery.timeoutMs * 2 + 5_000);
     const sender = createHttpSender(guard);
     closers.push(() => sender.close());
     const worker = new DeliveryWorker({
@@ -183,9 +184,6 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
 async function closeAll(closers: Array<() => Promise<void>>): Promise<void> {
   for (const close of closers.reverse()) await close();
 }
-
-/** How long a worker holds a claimed delivery before another may take it over (it crashed). */
-const DELIVERY_LEASE_MS = 60_000;
 
 /** How long start-up waits for Redis before serving with the fail mode in charge. */
 const REDIS_READY_WAIT_MS = 5_000;

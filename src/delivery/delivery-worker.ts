@@ -1,10 +1,11 @@
 import { performance } from "node:perf_hooks";
 import { eq } from "drizzle-orm";
 import type { Logger } from "pino";
+import { SecretDecryptionError } from "../crypto/secret-box.js";
 import type { DbOrTx } from "../db/database.js";
 import { type DeliveryRow, invocations } from "../db/schema.js";
 import { isBlockedDestination } from "../invocation/address-guard.js";
-import type { DeliveryOutcome, HttpSender } from "./adapters/adapter.js";
+import { type DeliveryOutcome, type HttpSender, PlatformConfigError } from "./adapters/adapter.js";
 import { type AttemptRecord, type DeliveryStore, endpointOf } from "./delivery-store.js";
 import type { DeliveryTarget } from "./delivery-target.js";
 import { nextAttemptDelay } from "./retry-schedule.js";
@@ -28,6 +29,10 @@ export interface DeliveryWorkerOptions {
 function failureOf(error: unknown, timeoutMs: number): DeliveryOutcome {
   if (isBlockedDestination(error)) {
     return { delivered: false, retryable: false, error: "destination refused by the SSRF guard" };
+  }
+  // Settings that cannot work, or credentials that cannot be read, will not be fixed by a retry.
+  if (error instanceof PlatformConfigError || error instanceof SecretDecryptionError) {
+    return { delivered: false, retryable: false, error: error.message };
   }
   const name = (error as { name?: string }).name;
   if (name === "TimeoutError" || name === "AbortError") {

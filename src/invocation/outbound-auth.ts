@@ -136,12 +136,20 @@ function customHeaders(config: Record<string, unknown>): Record<string, string> 
   return headers;
 }
 
-/** Standard Webhooks: webhook-id, webhook-timestamp and a v1 HMAC-SHA256 signature over both and the body. */
-function hmacHeaders(config: Record<string, unknown>, req: OutboundAuthRequest): Record<string, string> {
-  const secret = stringField(config, "secret");
+/**
+ * Standard Webhooks headers: webhook-id, webhook-timestamp and a v1 HMAC-SHA256
+ * signature over both and the body. A whsec_ secret carries base64 key bytes; any
+ * other string is used as its UTF-8 bytes.
+ */
+export function standardWebhookHeaders(
+  secret: string,
+  messageId: string,
+  timestamp: Date,
+  body: string,
+  signatureHeader = "webhook-signature",
+): Record<string, string> {
   let webhook: Webhook;
   try {
-    // A whsec_ secret carries base64 key bytes; any other string is used as its UTF-8 bytes.
     webhook = secret.startsWith("whsec_")
       ? new Webhook(secret)
       : new Webhook(Buffer.from(secret, "utf8"), { format: "raw" });
@@ -149,10 +157,20 @@ function hmacHeaders(config: Record<string, unknown>, req: OutboundAuthRequest):
     throw new AuthConfigError("secret", "is not a valid whsec_ secret");
   }
   return {
-    "webhook-id": req.messageId,
-    "webhook-timestamp": String(Math.floor(req.timestamp.getTime() / 1000)),
-    [headerName(config, "webhook-signature")]: webhook.sign(req.messageId, req.timestamp, req.body),
+    "webhook-id": messageId,
+    "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
+    [signatureHeader]: webhook.sign(messageId, timestamp, body),
   };
+}
+
+function hmacHeaders(config: Record<string, unknown>, req: OutboundAuthRequest): Record<string, string> {
+  return standardWebhookHeaders(
+    stringField(config, "secret"),
+    req.messageId,
+    req.timestamp,
+    req.body,
+    headerName(config, "webhook-signature"),
+  );
 }
 
 export interface OAuth2Credentials {

@@ -1,3 +1,4 @@
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockAgent, type MockHandler, startMockAgent } from "../helpers/mock-agent.js";
 import { invokeEnv, startTestSteward, type TestSteward } from "../helpers/steward.js";
@@ -173,5 +174,62 @@ describe("delivery to a platform", () => {
     expect(delivered.attempt_log.map((attempt: { attempt: number }) => attempt.attempt)).toEqual([
       1, 2, 3, 4,
     ]);
+  });
+});
+
+describe("events to webhook subscriptions", () => {
+  it("signs and delivers invocation.completed and rate_limit.exceeded events", async () => {
+    const receiver = await platform(() => ({ status: 204 }));
+    const created = await t.request({
+      method: "POST",
+      url: "/api/v1/webhooks",
+      payload: {
+        url: receiver.url,
+        events: ["external_agent.invocation.completed", "external_agent.rate_limit.exceeded"],
+      },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const { secret } = created.json();
+    const response = await t.request({
+      method: "POST",
+      url: "/api/v1/external-agents",
+      payload: {
+        name: "events-agent",
+        platform: "custom_http",
+        webhook_url: agent.url,
+        rate_limit_config: { requests_per_minute: 1 },
+      },
+    });
+    const id = response.json().id as string;
+    const invocationId = await invoke(id);
+    const refused = await t.request({
+      method: "POST",
+      url: `/api/v1/external-agents/${id}/invoke`,
+      payload: { input: "again" },
+    });
+    expect(refused.statusCode).toBe(429);
+
+    const deadline = Date.now() + 10_000;
+    while (receiver.requests.length < 2 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const webhook = new Webhook(secret);
+    const events = receiver.requests.map((request) =>
+      webhook.verify(request.rawBody, request.headers as Record<string, string>),
+    ) as Array<{ type: string; data: Record<string, unknown> }>;
+    expect(events.map((event) => event.type).sort()).toEqual([
+      "external_agent.invocation.completed",
+      "external_agent.rate_limit.exceeded",
+    ]);
+    const completed = events.find((event) => event.type === "external_agent.invocation.completed");
+    expect(completed?.data).toMatchObject({
+      invocation_id: invocationId,
+      external_agent_id: id,
+      status: "success",
+    });
+    const limited = events.find((event) => event.type === "external_agent.rate_limit.exceeded");
+    expect(limited?.data).toMatchObject({ external_agent_id: id, window: "minute", limit: 1 });
+    for (const request of receiver.requests) {
+      expect(request.headers["x-steward-delivery-id"]).toBe(request.headers["webhook-id"]);
+    }
   });
 });

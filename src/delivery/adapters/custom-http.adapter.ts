@@ -1,7 +1,6 @@
 import Type from "typebox";
-import { getGlobalDispatcher } from "undici";
 import { HEADER_NAME_PATTERN } from "../../agents/config-schema.js";
-import { AuthConfigError, applyOutboundAuth, OAuth2TokenCache } from "../../invocation/outbound-auth.js";
+import { AuthConfigError, standardWebhookHeaders } from "../../invocation/outbound-auth.js";
 import { type AdapterDefinition, type InvocationNotice, PlatformConfigError } from "./adapter.js";
 import { readConfig, STRICT, secret } from "./config-fields.js";
 import { readAnswer } from "./platform-answer.js";
@@ -68,28 +67,6 @@ export function customHttpEvent(notice: InvocationNotice) {
   };
 }
 
-/**
- * Standard Webhooks headers, by the same code (and key rules: whsec_ or raw UTF-8)
- * that signs calls to hmac agents. Signing needs none of the network `applyOutboundAuth`
- * takes for oauth2; the aborted signal makes sure nothing could use it.
- */
-async function signatureHeaders(secretValue: string, messageId: string, body: string, timestamp: Date) {
-  const io = {
-    dispatcher: getGlobalDispatcher(),
-    signal: AbortSignal.abort(),
-    tokenCache: new OAuth2TokenCache(),
-  };
-  const request = {
-    agentId: "",
-    authType: "hmac" as const,
-    authConfig: { secret: secretValue },
-    body,
-    messageId,
-    timestamp,
-  };
-  return (await applyOutboundAuth(request, io)).headers;
-}
-
 export const customHttpAdapter: AdapterDefinition = {
   configSpec,
   deliversTo: (config) => typeof config.webhook_url === "string",
@@ -121,7 +98,7 @@ export const customHttpAdapter: AdapterDefinition = {
             const messageId = payload.headers["webhook-id"] ?? "";
             headers = {
               ...headers,
-              ...(await signatureHeaders(signingSecret, messageId, payload.body, now())),
+              ...standardWebhookHeaders(signingSecret, messageId, now(), payload.body),
             };
           } catch (error) {
             if (error instanceof AuthConfigError)

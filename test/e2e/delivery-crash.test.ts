@@ -1,0 +1,137 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { afterAll, describe, expect, it } from "vitest";
+import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
+import { uniqueRedisPrefix, uniqueSchema } from "../helpers/schema.js";
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../helpers/services.js";
+
+/**
+ * Steward killed with SIGKILL while deliveries are in flight, then started again: every
+ * delivery arrives, and each one's attempt log holds exactly one successful attempt.
+ */
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+const ADMIN_KEY = `sk_live_${randomBytes(24).toString("hex")}`;
+const env = {
+  ...process.env,
+  DATABASE_URL: TEST_DATABASE_URL,
+  STEWARD_DB_SCHEMA: uniqueSchema(),
+  REDIS_URL: TEST_REDIS_URL,
+  STEWARD_REDIS_PREFIX: uniqueRedisPrefix(),
+  STEWARD_BOOTSTRAP_ADMIN_KEY: ADMIN_KEY,
+  STEWARD_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+  STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
+  STEWARD_DELIVERY_TIMEOUT_MS: "1000",
+  HOST: "127.0.0.1",
+  LOG_LEVEL: "warn",
+};
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function startSteward(port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
+    cwd: ROOT,
+    env: { ...env, PORT: String(port) },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let errors = "";
+  child.stderr?.on("data", (chunk) => (errors += chunk));
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`steward exited: ${errors}`);
+    if (
+      await fetch(`http://127.0.0.1:${port}/ready`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return child;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`steward did not start: ${errors}`);
+}
+
+describe("deliveries across a crash", () => {
+  const servers: MockAgent[] = [];
+  const processes: ChildProcess[] = [];
+  afterAll(async () => {
+    for (const child of processes) if (child.exitCode === null) child.kill("SIGKILL");
+    for (const server of servers) await server.close();
+  });
+
+  it("delivers every pending delivery after SIGKILL and restart, once per attempt log", async () => {
+    const agent = await startMockAgent();
+    let platformUp = false;
+    // While the first process runs, the platform takes requests and never answers them.
+    const platform = await startMockAgent(() => (platformUp ? { status: 200, body: "ok" } : { hang: true }));
+    servers.push(agent, platform);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}/api/v1`;
+    const headers = { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" };
+
+    const first = await startSteward(port);
+    processes.push(first);
+    const registered = await fetch(`${base}/external-agents`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        name: "crash-test",
+        platform: "slack",
+        webhook_url: agent.url,
+        platform_config: { webhook_url: platform.url, channel: "#ops" },
+      }),
+    });
+    const { id } = (await registered.json()) as { id: string };
+    const invocations: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const response = await fetch(`${base}/external-agents/${id}/invoke`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ input: `call ${i}` }),
+      });
+      expect(response.status).toBe(200);
+      invocations.push(((await response.json()) as { invocation_id: string }).invocation_id);
+    }
+    // Wait until the first process is in the middle of delivering, then kill it.
+    for (let i = 0; i < 100 && platform.requests.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(platform.requests.length).toBeGreaterThan(0);
+    first.kill("SIGKILL");
+    await once(first, "exit");
+
+    platformUp = true;
+    const second = await startSteward(port);
+    processes.push(second);
+    const deadline = Date.now() + 30_000;
+    let delivered: Array<{ id: string; invocation_id: string; status: string }> = [];
+    while (Date.now() < deadline) {
+      const list = (await (await fetch(`${base}/deliveries?limit=100`, { headers })).json()) as {
+        items: typeof delivered;
+      };
+      delivered = list.items.filter((item) => item.status === "delivered");
+      if (delivered.length === invocations.length) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(delivered.map((item) => item.invocation_id).sort()).toEqual([...invocations].sort());
+    for (const delivery of delivered) {
+      const detail = (await (await fetch(`${base}/deliveries/${delivery.id}`, { headers })).json()) as {
+        attempt_log: Array<{ outcome: string }>;
+      };
+      expect(detail.attempt_log.filter((attempt) => attempt.outcome === "delivered")).toHaveLength(1);
+      // Each was received with its own id; a request the dead process had open may be seen twice.
+      expect(
+        platform.requests.some((request) => request.headers["x-steward-delivery-id"] === delivery.id),
+      ).toBe(true);
+    }
+    second.kill("SIGTERM");
+    await once(second, "exit");
+  }, 120_000);
+});
