@@ -5,15 +5,12 @@ import { AgentIdParams } from "../agents/agent.schemas.js";
 import type { ExternalAgentService } from "../agents/agent.service.js";
 import type { DeliveryAttemptRow, DeliveryRow } from "../db/schema.js";
 import { deliveries } from "../db/schema.js";
-import { API_SECURITY, errorResponses } from "../http/openapi.js";
+import { API_SECURITY, errorResponses, Nullable } from "../http/openapi.js";
 import { PageQuery, Paginated, pageRequest, toPage } from "../http/pagination.js";
 import type { DeliveryStore } from "./delivery-store.js";
 
 const tags = ["Deliveries"];
 const STATUSES = ["pending", "delivering", "delivered", "failed", "dead"] as const;
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 
 const Delivery = Type.Object({
   id: Type.String({ description: "dlv_… — sent as X-Steward-Delivery-Id on every attempt" }),

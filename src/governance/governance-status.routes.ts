@@ -7,7 +7,8 @@ import type { RateLimitConfig } from "../agents/governance-config.js";
 import type { Db } from "../db/database.js";
 import { invocations } from "../db/schema.js";
 import { API_SECURITY, errorResponses } from "../http/openapi.js";
-import type { BudgetService, PeriodUsage } from "./budget/budget.service.js";
+import { BudgetUsage } from "./budget/budget.routes.js";
+import type { BudgetService } from "./budget/budget.service.js";
 import type { PolicyService } from "./policies/policy.service.js";
 import { limitSpecsFor } from "./rate-limit/limit-specs.js";
 import {
@@ -17,22 +18,9 @@ import {
 } from "./rate-limit/rate-limiter.js";
 import type { GovernanceSettingsService } from "./settings/governance-settings.service.js";
 
-const UsageSummary = Type.Object({
-  period: Type.String(),
-  cost_used: Type.Number(),
-  reserved: Type.Number(),
-  limit: Type.Union([Type.Number(), Type.Null()]),
-  remaining: Type.Union([Type.Number(), Type.Null()]),
-  invocations: Type.Integer(),
-  usage_percentage: Type.Union([Type.Number(), Type.Null()]),
-  warning: Type.Boolean(),
-  degraded: Type.Boolean(),
-  limit_reached: Type.Boolean(),
-});
-
 const GovernanceStatus = Type.Object({
   external_agent_id: Type.String(),
-  budget: Type.Object({ agent: Type.Array(UsageSummary), organization: Type.Array(UsageSummary) }),
+  budget: Type.Object({ agent: Type.Array(BudgetUsage), organization: Type.Array(BudgetUsage) }),
   rate_limits: Type.Object({
     available: Type.Boolean({ description: "False when the rate-limit store could not be read" }),
     windows: Type.Array(
@@ -67,33 +55,6 @@ export interface GovernanceStatusDependencies {
   limiter: RateLimiter;
   policies: PolicyService;
   settings: GovernanceSettingsService;
-}
-
-function summary(usage: PeriodUsage) {
-  const {
-    period,
-    cost_used,
-    reserved,
-    limit,
-    remaining,
-    invocations,
-    usage_percentage,
-    warning,
-    degraded,
-    limit_reached,
-  } = usage;
-  return {
-    period,
-    cost_used,
-    reserved,
-    limit,
-    remaining,
-    invocations,
-    usage_percentage,
-    warning,
-    degraded,
-    limit_reached,
-  };
 }
 
 /** Everything that would decide an agent's next call, on one page. */
@@ -143,7 +104,7 @@ export function governanceStatusRoutes(deps: GovernanceStatusDependencies): Fast
         }
         return {
           external_agent_id: agent.id,
-          budget: { agent: agentUsage.map(summary), organization: organizationUsage.map(summary) },
+          budget: { agent: agentUsage, organization: organizationUsage },
           rate_limits: {
             available,
             windows: windows.map((state) => ({

@@ -1,4 +1,4 @@
-import Type from "typebox";
+import Type, { type TSchema } from "typebox";
 import { ERROR_CODES } from "../errors.js";
 
 /** The error envelope, for the OpenAPI description of every route. */
@@ -21,3 +21,8 @@ export function errorResponses(...statuses: number[]): Record<number, typeof Err
 
 /** Every /api/v1 route accepts an API key or JWT as a bearer token, or an API key in X-API-Key. */
 export const API_SECURITY: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
+
+/** A field that may be null. */
+export function Nullable<T extends TSchema>(schema: T) {
+  return Type.Union([schema, Type.Null()]);
+}

@@ -59,8 +59,8 @@ export interface AppliedAuth {
   discardToken?: () => void;
 }
 
-/** Headers that frame the request; undici refuses some, and none is a credential. */
-const RESERVED_HEADERS = new Set([
+/** Headers that frame the request; undici refuses some, and none is a credential or a setting. */
+export const FRAMING_HEADERS = new Set([
   "connection",
   "content-length",
   "expect",
@@ -129,7 +129,7 @@ function customHeaders(config: Record<string, unknown>): Record<string, string> 
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(map)) {
     const lower = name.toLowerCase();
-    if (RESERVED_HEADERS.has(lower)) throw new AuthConfigError(`headers.${name}`, "is set by Steward itself");
+    if (FRAMING_HEADERS.has(lower)) throw new AuthConfigError(`headers.${name}`, "is set by Steward itself");
     if (typeof value !== "string") throw new AuthConfigError(`headers.${name}`, "must be a string");
     headers[lower] = value;
   }

@@ -1,10 +1,9 @@
 import Type, { type Static } from "typebox";
 import type { InvocationRow } from "../db/schema.js";
+import { Nullable } from "../http/openapi.js";
 
 /** One invocation as the API shows it: the five identity layers and what happened. */
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 const Text = Nullable(Type.String());
 const Json = Type.Unknown();
 

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
+import { freePort } from "../helpers/ports.js";
 import { uniqueRedisPrefix, uniqueSchema } from "../helpers/schema.js";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../helpers/services.js";
 
@@ -27,14 +27,6 @@ const env = {
   HOST: "127.0.0.1",
   LOG_LEVEL: "warn",
 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function startSteward(port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {

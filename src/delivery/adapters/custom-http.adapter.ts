@@ -1,6 +1,6 @@
 import Type from "typebox";
 import { HEADER_NAME_PATTERN } from "../../agents/config-schema.js";
-import { AuthConfigError, standardWebhookHeaders } from "../../invocation/outbound-auth.js";
+import { AuthConfigError, FRAMING_HEADERS, standardWebhookHeaders } from "../../invocation/outbound-auth.js";
 import { type AdapterDefinition, type InvocationNotice, PlatformConfigError } from "./adapter.js";
 import { readConfig, STRICT, secret } from "./config-fields.js";
 import { readAnswer } from "./platform-answer.js";
@@ -30,19 +30,6 @@ const configSpec = {
 };
 
 export const CUSTOM_HTTP_EVENT = "external_agent.invocation.completed";
-
-/** Headers that frame the request: undici refuses most, and none can be meant as a setting. */
-const FRAMING_HEADERS = new Set([
-  "connection",
-  "content-length",
-  "expect",
-  "host",
-  "keep-alive",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 /** The body: stable across retries, so its bytes (and the receiver's dedup by webhook-id) are too. */
 export function customHttpEvent(notice: InvocationNotice) {

@@ -10,7 +10,8 @@ import type { BudgetService, PeriodUsage } from "./budget.service.js";
 
 const tags = ["Budgets"];
 
-const Usage = Type.Object({
+/** One period of spend against its caps, as budget and governance-status answers show it. */
+export const BudgetUsage = Type.Object({
   period: Type.String(),
   period_start: Type.String({ format: "date" }),
   reset_at: Type.String({ format: "date-time" }),
@@ -30,8 +31,8 @@ const BudgetStatus = Type.Object({
   scope: Type.String({ description: "agent or organization" }),
   scope_id: Type.String(),
   budget_config: BudgetConfig,
-  monthly: Usage,
-  daily: Usage,
+  monthly: BudgetUsage,
+  daily: BudgetUsage,
 });
 
 function statusOf(scope: string, scopeId: string, config: BudgetConfig, usage: PeriodUsage[]) {
