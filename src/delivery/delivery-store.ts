@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gte, inArray, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gte, inArray, lte, ne, type SQL, sql } from "drizzle-orm";
 import { recordAudit } from "../audit/audit.js";
 import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
 import type { Db, DbOrTx } from "../db/database.js";
@@ -24,6 +24,14 @@ export function endpointOf(
     : `webhook:${delivery.subscriptionId}`;
 }
 
+/** This worker's claim on a delivery was taken over (redelivered, or its lease ran out). */
+export class StaleClaimError extends Error {
+  constructor(deliveryId: string) {
+    super(`the claim on delivery ${deliveryId} is no longer held`);
+    this.name = "StaleClaimError";
+  }
+}
+
 export interface DeliveryFilters {
   externalAgentId?: string;
   status?: string;
@@ -33,7 +41,6 @@ export interface DeliveryFilters {
 }
 
 export interface AttemptRecord {
-  attempt: number;
   startedAt: Date;
   durationMs: number;
   statusCode: number | null;
@@ -65,24 +72,39 @@ export class DeliveryStore {
 
   /**
    * Claims up to `limit` due deliveries for this worker, skipping rows other workers
-   * hold (SKIP LOCKED), paused endpoints and endpoints this worker has at capacity.
-   * A row whose worker died is due again once its lease has run out.
+   * hold (SKIP LOCKED) and paused endpoints, and taking no more for one endpoint than
+   * `perEndpoint` less what this worker already has in flight there. A row whose
+   * worker died is due again once its lease has run out.
    */
-  async claim(limit: number, saturatedEndpoints: readonly string[]): Promise<DeliveryRow[]> {
+  async claim(
+    limit: number,
+    perEndpoint: number,
+    inFlight: ReadonlyMap<string, number>,
+  ): Promise<DeliveryRow[]> {
     if (limit <= 0) return [];
+    const busy = JSON.stringify(Object.fromEntries(inFlight));
     const result = await this.db.execute<Record<string, unknown>>(sql`
+      WITH candidates AS (
+        SELECT id, next_attempt_at, ${ENDPOINT_KEY} AS endpoint FROM deliveries
+         WHERE ((status IN ('pending', 'failed') AND next_attempt_at <= now())
+             OR (status = 'delivering' AND lease_until < now()))
+           AND NOT EXISTS (
+             SELECT 1 FROM delivery_endpoints e WHERE e.endpoint = ${ENDPOINT_KEY} AND e.paused_at IS NOT NULL)
+         ORDER BY next_attempt_at
+         LIMIT ${limit * 4}
+         FOR UPDATE SKIP LOCKED
+      ), ranked AS (
+        SELECT id, next_attempt_at, endpoint,
+               row_number() OVER (PARTITION BY endpoint ORDER BY next_attempt_at) AS place
+          FROM candidates
+      )
       UPDATE deliveries SET status = 'delivering', attempts = attempts + 1,
              lease_until = now() + ${`${this.leaseMs} milliseconds`}::interval, updated_at = now()
        WHERE id IN (
-         SELECT id FROM deliveries
-          WHERE ((status IN ('pending', 'failed') AND next_attempt_at <= now())
-              OR (status = 'delivering' AND lease_until < now()))
-            AND NOT (${ENDPOINT_KEY} = ANY(${sql.param([...saturatedEndpoints])}::text[]))
-            AND NOT EXISTS (
-              SELECT 1 FROM delivery_endpoints e WHERE e.endpoint = ${ENDPOINT_KEY} AND e.paused_at IS NOT NULL)
+         SELECT id FROM ranked
+          WHERE place <= ${perEndpoint} - coalesce((${busy}::jsonb ->> endpoint)::int, 0)
           ORDER BY next_attempt_at
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED)
+          LIMIT ${limit})
       RETURNING id`);
     const ids = result.rows.map((row) => row.id as string);
     if (ids.length === 0) return [];
@@ -120,7 +142,7 @@ export class DeliveryStore {
         outcome: attempt.outcome,
         error: attempt.error,
       });
-      await tx
+      const fenced = await tx
         .update(deliveries)
         .set({
           status,
@@ -131,7 +153,17 @@ export class DeliveryStore {
           ...(attempt.nextAttemptAt ? { nextAttemptAt: attempt.nextAttemptAt } : {}),
           ...(status === "delivered" ? { deliveredAt: new Date() } : {}),
         })
-        .where(eq(deliveries.id, delivery.id));
+        // Only the holder of this claim may move the delivery on: a redelivery or a
+        // takeover after an expired lease makes a late answer stale.
+        .where(
+          and(
+            eq(deliveries.id, delivery.id),
+            eq(deliveries.status, "delivering"),
+            eq(deliveries.attempts, delivery.attempts),
+          ),
+        )
+        .returning({ id: deliveries.id });
+      if (fenced.length === 0) throw new StaleClaimError(delivery.id);
       await onInvocation(tx);
       if (status === "delivered") {
         await tx.delete(deliveryEndpoints).where(eq(deliveryEndpoints.endpoint, endpoint));
@@ -211,7 +243,7 @@ export class DeliveryStore {
           leaseUntil: null,
           updatedAt: new Date(),
         })
-        .where(and(eq(deliveries.organizationId, organizationId), where))
+        .where(and(eq(deliveries.organizationId, organizationId), ne(deliveries.status, "delivering"), where))
         .returning({
           target: deliveries.target,
           externalAgentId: deliveries.externalAgentId,

@@ -6,7 +6,7 @@ import type { DbOrTx } from "../db/database.js";
 import { type DeliveryRow, invocations } from "../db/schema.js";
 import { isBlockedDestination } from "../invocation/address-guard.js";
 import { type DeliveryOutcome, type HttpSender, PlatformConfigError } from "./adapters/adapter.js";
-import { type AttemptRecord, type DeliveryStore, endpointOf } from "./delivery-store.js";
+import { type AttemptRecord, type DeliveryStore, endpointOf, StaleClaimError } from "./delivery-store.js";
 import type { DeliveryTarget } from "./delivery-target.js";
 import { nextAttemptDelay } from "./retry-schedule.js";
 
@@ -98,12 +98,13 @@ export class DeliveryWorker {
   }
 
   private async tick(): Promise<void> {
-    const saturated = [...this.inFlight]
-      .filter(([, count]) => count >= this.perEndpoint)
-      .map(([endpoint]) => endpoint);
     let claimed: DeliveryRow[];
     try {
-      claimed = await this.options.store.claim(this.concurrency - this.running, saturated);
+      claimed = await this.options.store.claim(
+        this.concurrency - this.running,
+        this.perEndpoint,
+        this.inFlight,
+      );
     } catch (error) {
       this.options.logger.error({ err: error }, "could not claim deliveries; will try again");
       return;
@@ -127,12 +128,16 @@ export class DeliveryWorker {
       const outcome = await this.attempt(delivery);
       await this.record(delivery, outcome, startedAt, Math.round(performance.now() - started));
     } catch (error) {
-      // The attempt log could not be written (database down): the lease runs out and
-      // the delivery is claimed again, so it is retried rather than lost.
-      this.options.logger.error(
-        { err: error, delivery_id: delivery.id },
-        "could not record a delivery attempt",
-      );
+      // A stale claim: someone else owns the delivery now and records its own attempts.
+      // Otherwise the log could not be written (database down): the lease runs out and the
+      // delivery is claimed again, so it is retried rather than lost.
+      if (error instanceof StaleClaimError)
+        this.options.logger.info({ delivery_id: delivery.id }, error.message);
+      else
+        this.options.logger.error(
+          { err: error, delivery_id: delivery.id },
+          "could not record a delivery attempt",
+        );
     } finally {
       this.running--;
       const left = (this.inFlight.get(endpoint) ?? 1) - 1;
@@ -161,7 +166,6 @@ export class DeliveryWorker {
         ? null
         : nextAttemptDelay(retryDelaysMs, delivery.attempts, outcome.retryAfterMs);
     const attempt: AttemptRecord = {
-      attempt: delivery.attempts,
       startedAt,
       durationMs,
       statusCode: outcome.statusCode ?? null,

@@ -1,4 +1,5 @@
 import type { Platform } from "../agents/agent-kinds.js";
+import { maskSecrets } from "../agents/credentials.js";
 import type { DbOrTx } from "../db/database.js";
 import type { ExternalAgentRow, InvocationRow } from "../db/schema.js";
 import type { AdapterRegistry } from "./adapters/adapter.js";
@@ -61,7 +62,9 @@ export class InvocationOutbox {
       },
     });
     const platform = agent.platform as Platform;
-    if (!this.adapters[platform].deliversTo(agent.platformConfig)) return { webhookDeliveryStatus: null };
+    // Masked, a sealed destination reads as the string it stands for: configured.
+    if (!this.adapters[platform].deliversTo(maskSecrets(agent.platformConfig)))
+      return { webhookDeliveryStatus: null };
     await this.store.enqueuePlatform(tx, { organizationId, externalAgentId, invocationId, platform });
     return { webhookDeliveryStatus: "pending" };
   }

@@ -1,3 +1,4 @@
+import type { Principal } from "../auth/permissions.js";
 import type { ExternalAgentRow } from "../db/schema.js";
 import type { CallerIdentity } from "./caller-identity.js";
 
@@ -13,13 +14,22 @@ export interface ApprovalGate {
     input: string;
     context: Record<string, unknown>;
     identity: CallerIdentity;
+    principal: Principal;
+    environment: string;
     estimatedCost: number;
   }): Promise<ApprovalVerdict>;
 }
 
 export type ApprovalVerdict =
   | { required: false }
-  | { required: true; approvalId: string; reasons: string[]; expiresAt: Date };
+  | {
+      required: true;
+      approvalId: string;
+      reasons: string[];
+      expiresAt: Date;
+      /** Set when the same call is already waiting: the invocation that holds the approval. */
+      pendingInvocationId?: string;
+    };
 
 export const NO_APPROVAL_REQUIRED: ApprovalGate = {
   review: async () => ({ required: false }),

@@ -3,6 +3,7 @@ import type { PgColumn } from "drizzle-orm/pg-core";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { type InvocationRow, invocations } from "../db/schema.js";
+import { NotFoundError } from "../errors.js";
 import { chainHeadUpdate, placeInChain } from "../lineage/lineage-chain.js";
 import { REDACTED_VALUES } from "../lineage/lineage-hash.js";
 
@@ -102,6 +103,15 @@ export class InvocationStore {
     }
   }
 
+  async get(organizationId: string, id: string): Promise<InvocationRow> {
+    const [row] = await this.db
+      .select()
+      .from(invocations)
+      .where(and(eq(invocations.organizationId, organizationId), eq(invocations.id, id)));
+    if (!row) throw new NotFoundError("invocation", id);
+    return row;
+  }
+
   async findByIdempotencyKey(organizationId: string, key: string): Promise<InvocationRow | undefined> {
     const [row] = await this.db
       .select()
@@ -149,6 +159,24 @@ export class InvocationStore {
       // The answer of an erased call is not kept, so it is not handed on either.
       return written.rows[0]?.redacted ? { ...placed, ...REDACTED_VALUES } : placed;
     });
+  }
+
+  /**
+   * Drops a running call that turned out to repeat one already waiting for approval
+   * (it never reached the agent nor the chain), running `alongside` (releasing its
+   * reservation) in the same transaction; answers the waiting call.
+   */
+  async discard(
+    running: InvocationRow,
+    pendingId: string,
+    alongside: (tx: DbOrTx) => Promise<void>,
+  ): Promise<InvocationRow | undefined> {
+    await this.db.transaction(async (tx) => {
+      await alongside(tx);
+      await tx.execute(sql`DELETE FROM invocations WHERE id = ${running.id} AND status = 'running'`);
+    });
+    const [pending] = await this.db.select().from(invocations).where(eq(invocations.id, pendingId));
+    return pending;
   }
 
   /** Parks a call that waits for approval; it joins the chain when it becomes final. */

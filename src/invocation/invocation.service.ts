@@ -6,7 +6,7 @@ import type { RequestContext } from "../audit/audit.js";
 import type { Principal } from "../auth/permissions.js";
 import type { StewardEnv } from "../config.js";
 import type { DbOrTx } from "../db/database.js";
-import type { ExternalAgentRow, InvocationRow } from "../db/schema.js";
+import type { ApprovalRow, ExternalAgentRow, InvocationRow } from "../db/schema.js";
 import type { InvocationOutbox } from "../delivery/invocation-outbox.js";
 import { AppError } from "../errors.js";
 import {
@@ -16,12 +16,16 @@ import {
   type Reservation,
   roundMoney,
 } from "../governance/budget/budget.service.js";
+import { periodWindow } from "../governance/budget/budget-period.js";
 import type { PolicyService } from "../governance/policies/policy.service.js";
 import type { PolicyContext } from "../governance/policies/policy-context.js";
 import { evaluatePolicies } from "../governance/policies/policy-engine.js";
 import { limitSpecsFor } from "../governance/rate-limit/limit-specs.js";
 import { type RateLimiter, RateLimiterUnavailableError } from "../governance/rate-limit/rate-limiter.js";
-import type { GovernanceSettingsService } from "../governance/settings/governance-settings.service.js";
+import type {
+  GovernanceSettings,
+  GovernanceSettingsService,
+} from "../governance/settings/governance-settings.service.js";
 import { newId } from "../ids.js";
 import type { InvocationMetrics } from "../observability/metrics.js";
 import type { AgentClient } from "./agent-client.js";
@@ -66,6 +70,9 @@ export interface InvocationDependencies {
   defaultTimeoutMs: number;
   clock?: () => Date;
 }
+
+/** The most one call may cost, whatever an agent reports (the cost columns hold numeric(20, 6)). */
+const MAX_REPORTED_COST = 1e9;
 
 /** Seconds an agent may set in `config.timeout_seconds`; anything else falls back to the default. */
 const MAX_AGENT_TIMEOUT_SECONDS = 600;
@@ -123,7 +130,7 @@ export class InvocationService {
       externalSystem: identity.system ?? null,
       externalSessionId: identity.sessionId ?? null,
       externalTraceId: identity.traceId ?? null,
-      externalContext: identity.context ?? null,
+      externalContext: identity.context ? storableText(identity.context) : null,
       principalType: call.principal.type,
       principalId: call.principal.id,
       apiKeyPrefix: call.principal.keyPrefix ?? null,
@@ -174,6 +181,62 @@ export class InvocationService {
     }
   }
 
+  /**
+   * Runs a held call whose approval came through, or closes it when it was rejected or
+   * expired. Only the one request that decided the approval calls this.
+   */
+  async settleApproval(approval: ApprovalRow): Promise<InvocationRow> {
+    const organizationId = approval.organizationId;
+    const row = await this.deps.store.get(organizationId, approval.invocationId);
+    if (row.status !== "pending_approval") return row;
+    const { row: agent, authConfig } = await this.deps.agents.loadForInvocation(
+      organizationId,
+      row.externalAgentId,
+    );
+    const settings = await this.deps.settings.get(organizationId);
+    const call: InvokeCall = {
+      principal: {
+        type: row.principalType as Principal["type"],
+        id: row.principalId,
+        organizationId,
+        roles: approval.requesterRoles as Principal["roles"],
+        team: row.team,
+        platformAdmin: false,
+        keyPrefix: row.apiKeyPrefix ?? undefined,
+      },
+      agentId: agent.id,
+      body: row.requestBody as InvokeBody,
+      identity: {
+        userId: row.externalUserId ?? undefined,
+        userEmail: row.externalUserEmail ?? undefined,
+        userName: row.externalUserName ?? undefined,
+        userRole: row.externalUserRole ?? undefined,
+        system: row.externalSystem ?? undefined,
+        sessionId: row.externalSessionId ?? undefined,
+        traceId: row.externalTraceId ?? undefined,
+        context: row.externalContext ?? undefined,
+      },
+      ip: row.requestIp ?? undefined,
+      requestId: `approval:${approval.id}`,
+    };
+    const held = new GovernedCall(this.deps, call, agent, row, new Date()).restore(row, {
+      organizationId,
+      agentId: agent.id,
+      agentBudget: agent.budgetConfig as BudgetConfig,
+      organizationBudget: settings.budget_config,
+    });
+    if (approval.status === "approved") {
+      const traceparent = formatTraceparent({
+        traceId: row.traceId,
+        spanId: row.spanId,
+        parentSpanId: null,
+        sampled: true,
+      });
+      return held.resume(authConfig, traceparent);
+    }
+    return held.close(approval.status === "rejected" ? "approval_rejected" : "approval_expired");
+  }
+
   /** The earlier call that holds this Idempotency-Key, if it was for the same agent. */
   private replay(existing: InvocationRow, agentId: string): InvocationRow {
     if (existing.externalAgentId !== agentId) {
@@ -193,6 +256,7 @@ class GovernedCall {
   private estimatedCost = 0;
   /** Held from reservation until settlement; a call that dies in between gives it back. */
   private reservation: Reservation | undefined;
+  private target: BudgetTarget | undefined;
   private finished = false;
 
   constructor(
@@ -208,18 +272,7 @@ class GovernedCall {
     const settings = await deps.settings.get(agent.organizationId);
 
     // 1. Policy
-    const decision = evaluatePolicies(
-      await deps.policies.listForEvaluation(agent.organizationId),
-      settings.policy_combining,
-      this.policyContext(),
-    );
-    this.policyIds = decision.decidingPolicyIds;
-    this.governance.policy = {
-      allowed: decision.allowed,
-      reason: decision.reason,
-      matched_policies: decision.matchedPolicies,
-    };
-    if (!decision.allowed) return this.refuse("policy_denied");
+    if (!(await this.policyAllows(settings.policy_combining))) return this.refuse("policy_denied");
 
     // 2. Rate limit
     const specs = limitSpecsFor(
@@ -268,12 +321,12 @@ class GovernedCall {
     if (!limit.allowed) return this.refuse("rate_limited");
 
     // 3. Budget
-    const target: BudgetTarget = {
+    const target: BudgetTarget = (this.target = {
       organizationId: agent.organizationId,
       agentId: agent.id,
       agentBudget: agent.budgetConfig as BudgetConfig,
       organizationBudget: settings.budget_config,
-    };
+    });
     this.estimatedCost = roundMoney(estimateCost(target.agentBudget));
     const reserved = await deps.budgets.reserve(target, this.estimatedCost, now, (tx) =>
       deps.store.setReservedCost(tx, this.row.id, this.estimatedCost),
@@ -303,8 +356,18 @@ class GovernedCall {
       input: call.body.input,
       context: call.body.context ?? {},
       identity: call.identity,
+      principal: call.principal,
+      environment: this.environment(),
       estimatedCost: this.estimatedCost,
     });
+    if (verdict.required && verdict.pendingInvocationId) {
+      // The same call is already waiting for approval: answer with that one instead.
+      const pending = await deps.store.discard(this.row, verdict.pendingInvocationId, (tx) =>
+        deps.budgets.release(tx, reserved.reservation),
+      );
+      this.finished = true;
+      return pending ?? this.row;
+    }
     this.governance.approval = verdict.required
       ? {
           required: true,
@@ -323,6 +386,53 @@ class GovernedCall {
       });
     }
 
+    return this.execute(authConfig, traceparent);
+  }
+
+  /** Picks up a call whose approval came through: policy again, then the call itself. */
+  async resume(authConfig: Record<string, unknown>, traceparent: string): Promise<InvocationRow> {
+    const settings = await this.deps.settings.get(this.agent.organizationId);
+    if (!(await this.policyAllows(settings.policy_combining))) {
+      const reservation = this.reservation;
+      return this.finish(
+        { status: "policy_denied" },
+        reservation ? (tx) => this.deps.budgets.release(tx, reservation) : undefined,
+      );
+    }
+    return this.execute(authConfig, traceparent);
+  }
+
+  /** Ends a call that was turned down or ran out of time waiting, giving its reservation back. */
+  close(status: "approval_rejected" | "approval_expired"): Promise<InvocationRow> {
+    const reservation = this.reservation;
+    return this.finish(
+      { status },
+      reservation ? (tx) => this.deps.budgets.release(tx, reservation) : undefined,
+    );
+  }
+
+  /** Continues a held call from its stored record: what was decided and reserved before. */
+  restore(row: InvocationRow, target: BudgetTarget): this {
+    Object.assign(this.governance, row.governance);
+    this.policyIds = row.policyIds;
+    this.estimatedCost = row.estimatedCost;
+    this.degradedReasons.push(...row.degradedReasons);
+    this.target = target;
+    this.reservation = {
+      organizationId: row.organizationId,
+      agentId: row.externalAgentId,
+      amount: row.reservedCost,
+      day: periodWindow("day", row.createdAt).start,
+      month: periodWindow("month", row.createdAt).start,
+    };
+    return this;
+  }
+
+  /** Steps 5 and 6: the outbound call, then settlement and the record, in one transaction. */
+  private async execute(authConfig: Record<string, unknown>, traceparent: string): Promise<InvocationRow> {
+    const { deps, agent, call } = this;
+    const reservation = this.reservation;
+    const target = this.target;
     // 5. The call
     const result = await deps.client.call(
       {
@@ -353,7 +463,11 @@ class GovernedCall {
     this.governance.upstream = { attempts: result.attempts };
     const succeeded = result.outcome === "success";
     // A failed call is not charged unless the agent says what it cost.
-    const cost = roundMoney(reportedCost(result.body) ?? (succeeded ? this.estimatedCost : 0));
+    const reported = reportedCost(result.body);
+    // An agent's own figure is believed up to the per-call cap, never beyond.
+    const cap = Math.min(target?.agentBudget.max_cost_per_invocation ?? MAX_REPORTED_COST, MAX_REPORTED_COST);
+    if (reported !== undefined && reported > cap) this.degradedReasons.push("reported_cost_capped");
+    const cost = roundMoney(Math.min(reported ?? (succeeded ? this.estimatedCost : 0), cap));
 
     // 6. Settle and record, in one transaction
     const context: RequestContext = {
@@ -369,8 +483,28 @@ class GovernedCall {
         durationMs: Math.round(result.durationMs),
         costUsd: cost,
       },
-      (tx) => deps.budgets.settle(tx, reserved.reservation, cost, target, context),
+      reservation && target ? (tx) => deps.budgets.settle(tx, reservation, cost, target, context) : undefined,
     );
+  }
+
+  private async policyAllows(strategy: GovernanceSettings["policy_combining"]): Promise<boolean> {
+    const decision = evaluatePolicies(
+      await this.deps.policies.listForEvaluation(this.agent.organizationId),
+      strategy,
+      this.policyContext(),
+    );
+    this.policyIds = decision.decidingPolicyIds;
+    this.governance.policy = {
+      allowed: decision.allowed,
+      reason: decision.reason,
+      matched_policies: decision.matchedPolicies,
+    };
+    return decision.allowed;
+  }
+
+  private environment(): string {
+    const requested = this.call.body.context?.environment;
+    return typeof requested === "string" ? requested : this.deps.environment;
   }
 
   /**
@@ -397,11 +531,12 @@ class GovernedCall {
 
   private policyContext(): PolicyContext {
     const { call, agent, now } = this;
-    const requested = call.body.context?.environment;
     return {
-      environment: typeof requested === "string" ? requested : this.deps.environment,
+      environment: this.environment(),
       ip: call.ip,
-      roles: [...call.principal.roles, ...(call.identity.userRole ? [call.identity.userRole] : [])],
+      // Only what authentication established: a role the caller merely asserts in a header
+      // must not satisfy an "admins only" policy. It is available as an attribute instead.
+      roles: call.principal.roles,
       team: call.principal.team,
       externalSystem: call.identity.system,
       externalUserId: call.identity.userId,
@@ -411,6 +546,7 @@ class GovernedCall {
         context: call.body.context ?? {},
         metadata: call.body.metadata ?? {},
         external_context: call.identity.context ?? {},
+        external_user_role: call.identity.userRole ?? null,
       },
       principal: {
         type: call.principal.type,

@@ -104,6 +104,23 @@ describe("delivery to a platform", () => {
     expect(record.webhook_delivered_at).not.toBeNull();
   });
 
+  it("delivers to Teams and to a custom HTTP endpoint, whose webhook URLs are stored sealed", async () => {
+    const teams = await platform(() => ({ status: 202, body: {} }));
+    const teamsId = await register(
+      { tenant_id: "t", channel_id: "c", webhook_url: teams.url },
+      undefined,
+      "teams",
+    );
+    expect((await deliveryOf(await invoke(teamsId), settled)).status).toBe("delivered");
+    expect(JSON.stringify(teams.requests[0]?.body)).toContain("application/vnd.microsoft.card.adaptive");
+
+    const custom = await platform(() => ({ status: 200, body: {} }));
+    const customId = await register({ webhook_url: custom.url }, undefined, "custom_http");
+    const invocationId = await invoke(customId);
+    expect((await deliveryOf(invocationId, settled)).status).toBe("delivered");
+    expect(custom.requests[0]?.body).toMatchObject({ data: { invocation_id: invocationId } });
+  });
+
   it("waits at least the platform's Retry-After", async () => {
     const slack = await platform((_request, index) =>
       index === 0 ? { status: 429, headers: { "retry-after": "2" }, body: {} } : { status: 200, body: "ok" },

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
-import { createOrgWithKey, invokeEnv, startTestSteward, type TestSteward } from "../helpers/steward.js";
+import {
+  createKey,
+  createOrgWithKey,
+  invokeEnv,
+  startTestSteward,
+  type TestSteward,
+} from "../helpers/steward.js";
 
 let t: TestSteward;
 let agent: MockAgent;
@@ -246,6 +252,19 @@ describe("policies", () => {
     });
     expect((await invoke(id, {}, org.key, { environment: "staging" })).statusCode).toBe(200);
     expect((await invoke(id, {}, org.key, { environment: "production" })).statusCode).toBe(403);
+  });
+
+  it("never counts a role the caller asserts in X-External-User-Role as a Steward role", async () => {
+    const org = await createOrgWithKey(t, "admin");
+    const developer = await createKey(t, "developer", org.organizationId);
+    const id = await register({}, org.key);
+    await policy(org.key, {
+      name: "admins-only",
+      effect: "allow",
+      conditions: [{ type: "roles", values: ["admin"] }],
+    });
+    expect((await invoke(id, {}, org.key)).statusCode).toBe(200);
+    expect((await invoke(id, { "x-external-user-role": "admin" }, developer)).statusCode).toBe(403);
   });
 
   it("evaluates Cedar policies", async () => {

@@ -118,6 +118,19 @@ describe("a governed call", () => {
     expect(budget.monthly).toMatchObject({ cost_used: 0.5, reserved: 0, invocations: 1 });
   });
 
+  it("believes an agent's reported cost only up to the per-call cap", async () => {
+    const id = await register({ budget_config: { cost_per_execution: 0.5, max_cost_per_invocation: 2 } });
+    agent.answer(() => ({ body: { result: "done", cost_usd: 1e14 } }));
+    const response = await invoke(id, { input: "go" });
+    agent.answer((request) => ({ body: { result: `echo: ${String(request.body.input)}` } }));
+    expect(response.statusCode).toBe(200);
+    expect(response.json().cost_usd).toBe(2);
+    const record = (
+      await t.request({ method: "GET", url: `/api/v1/invocations/${response.json().invocation_id}` })
+    ).json();
+    expect(record.degraded_reasons).toContain("reported_cost_capped");
+  });
+
   it("returns the first result for a repeated Idempotency-Key, without calling again", async () => {
     const id = await register();
     const before = agent.requests.length;
@@ -189,6 +202,16 @@ describe("refusals before any call", () => {
     expect((await invoke(theirs, { input: "x" })).statusCode).toBe(404);
     const viewer = await createOrgWithKey(t, "viewer");
     expect((await invoke(theirs, { input: "x" }, {}, viewer.key)).statusCode).toBe(403);
+  });
+
+  it("stores an X-External-Context holding NUL and lone surrogates", async () => {
+    const id = await register();
+    const response = await invoke(
+      id,
+      { input: "x" },
+      { "x-external-context": '{"a":"\\u0000","b":"\\ud800"}' },
+    );
+    expect(response.statusCode, response.body).toBe(200);
   });
 
   it("refuses an empty input and a malformed X-External-Context", async () => {
