@@ -2,6 +2,10 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { externalAgentRoutes } from "./agents/agent.routes.js";
 import { ExternalAgentService } from "./agents/agent.service.js";
+import { approvalRoutes } from "./approvals/approval.routes.js";
+import { ApprovalService } from "./approvals/approval.service.js";
+import { ApprovalExpiry } from "./approvals/approval-expiry.js";
+import { ApprovalRulesGate } from "./approvals/approval-gate.js";
 import { registerAccessControl } from "./auth/access-control.js";
 import { apiKeyRoutes } from "./auth/api-key.routes.js";
 import { ApiKeyService } from "./auth/api-key.service.js";
@@ -36,7 +40,6 @@ import { GovernanceSettingsService } from "./governance/settings/governance-sett
 import { createHttpServer } from "./http/server.js";
 import { AddressGuard } from "./invocation/address-guard.js";
 import { AgentClient } from "./invocation/agent-client.js";
-import { NO_APPROVAL_REQUIRED } from "./invocation/approval-gate.js";
 import { invocationRoutes } from "./invocation/invocation.routes.js";
 import { InvocationService } from "./invocation/invocation.service.js";
 import { InvocationStore } from "./invocation/invocation-store.js";
@@ -105,6 +108,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       timeoutMs: config.delivery.timeoutMs,
     });
     const wakeWorker = () => worker.wake();
+    const approvals = new ApprovalService(database.db);
     const invocationService = new InvocationService({
       agents,
       store: new InvocationStore(database.db),
@@ -112,7 +116,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       policies,
       limiter,
       budgets,
-      approvals: NO_APPROVAL_REQUIRED,
+      approvals: new ApprovalRulesGate(database.db, approvals),
       client: agentClient,
       outbox: new InvocationOutbox(deliveries, webhookEvents, ADAPTERS, wakeWorker),
       metrics,
@@ -157,12 +161,16 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         await api.register(lineageRoutes(lineage));
         await api.register(deliveryRoutes(deliveries, agents, wakeWorker));
         await api.register(webhookRoutes(webhooks));
+        await api.register(approvalRoutes(approvals, invocationService, agents));
       },
       { prefix: "/api/v1" },
     );
     await server.ready();
     worker.start();
     closers.push(() => worker.stop());
+    const expiry = new ApprovalExpiry(approvals, invocationService, logger);
+    expiry.start();
+    closers.push(() => expiry.stop());
 
     return {
       server,

@@ -11,6 +11,7 @@ export const ID_PREFIXES = {
   policy: "pol",
   delivery: "dlv",
   webhookSubscription: "whk",
+  approval: "apr",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -17,6 +17,7 @@ export function toAgentView(row: ExternalAgentRow): Agent {
     platform_config: maskSecrets(row.platformConfig),
     rate_limit_config: row.rateLimitConfig,
     budget_config: row.budgetConfig,
+    approval_config: (row.approvalConfig as Agent["approval_config"]) ?? null,
     capabilities: row.capabilities,
     config: row.config,
     tags: row.tags,

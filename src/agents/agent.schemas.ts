@@ -1,4 +1,5 @@
 import Type, { type Static } from "typebox";
+import { ApprovalConfig } from "../approvals/approval-config.js";
 import { PageQuery, Paginated } from "../http/pagination.js";
 import { AGENT_STATUSES, AUTH_TYPES, PLATFORMS } from "./agent-kinds.js";
 import { BudgetConfig, RateLimitConfig } from "./governance-config.js";
@@ -21,6 +22,9 @@ const AgentFields = {
   platform_config: FreeObject("Settings for the platform; secrets are stored encrypted and returned masked"),
   rate_limit_config: RateLimitConfig,
   budget_config: BudgetConfig,
+  approval_config: Type.Union([ApprovalConfig, Type.Null()], {
+    description: "What makes a call to this agent wait for a person's approval; null to remove",
+  }),
   capabilities: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), {
     maxItems: 100,
     uniqueItems: true,
@@ -41,6 +45,7 @@ export const CreateAgentBody = Type.Object(
     platform_config: Type.Optional(AgentFields.platform_config),
     rate_limit_config: Type.Optional(AgentFields.rate_limit_config),
     budget_config: Type.Optional(AgentFields.budget_config),
+    approval_config: Type.Optional(AgentFields.approval_config),
     capabilities: Type.Optional(AgentFields.capabilities),
     config: Type.Optional(AgentFields.config),
     tags: Type.Optional(AgentFields.tags),
@@ -63,6 +68,7 @@ export const UpdateAgentBody = Type.Object(
     platform_config: Type.Optional(AgentFields.platform_config),
     rate_limit_config: Type.Optional(AgentFields.rate_limit_config),
     budget_config: Type.Optional(AgentFields.budget_config),
+    approval_config: Type.Optional(AgentFields.approval_config),
     capabilities: Type.Optional(AgentFields.capabilities),
     config: Type.Optional(AgentFields.config),
     tags: Type.Optional(AgentFields.tags),
@@ -84,6 +90,7 @@ export const Agent = Type.Object({
   platform_config: AgentFields.platform_config,
   rate_limit_config: AgentFields.rate_limit_config,
   budget_config: AgentFields.budget_config,
+  approval_config: AgentFields.approval_config,
   capabilities: Type.Array(Type.String()),
   config: AgentFields.config,
   tags: Type.Array(Type.String()),

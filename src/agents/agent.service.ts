@@ -1,4 +1,5 @@
 import { and, arrayContains, count, desc, eq, ilike, ne, or, type SQL, sql } from "drizzle-orm";
+import { approvalConfigErrors } from "../approvals/triggers/config-errors.js";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { Db } from "../db/database.js";
@@ -75,6 +76,7 @@ export class ExternalAgentService {
       ...auth.errors,
       ...platform.errors,
       ...budget.errors,
+      ...(body.approval_config ? approvalConfigErrors(body.approval_config, "approval_config") : []),
     ];
     if (errors.length === 0) {
       const destinations = [
@@ -98,6 +100,7 @@ export class ExternalAgentService {
       platformConfig: platform.stored,
       rateLimitConfig: body.rate_limit_config ?? {},
       budgetConfig: budget.config,
+      approvalConfig: body.approval_config ?? null,
       capabilities: body.capabilities ?? [],
       config: body.config ?? {},
       tags: body.tags ?? [],
@@ -311,12 +314,14 @@ export class ExternalAgentService {
       errors.push(...budget.errors);
       changes.budgetConfig = budget.config;
     }
+    if (patch.approval_config) errors.push(...approvalConfigErrors(patch.approval_config, "approval_config"));
     if (errors.length === 0) errors.push(...(await destinationErrors(this.destinations, destinations)));
     if (errors.length > 0) throw new ValidationError(errors);
 
     if (patch.name !== undefined) changes.name = patch.name;
     if (patch.description !== undefined) changes.description = patch.description;
     if (patch.rate_limit_config !== undefined) changes.rateLimitConfig = patch.rate_limit_config;
+    if (patch.approval_config !== undefined) changes.approvalConfig = patch.approval_config;
     if (patch.capabilities !== undefined) changes.capabilities = patch.capabilities;
     if (patch.config !== undefined) changes.config = patch.config;
     if (patch.tags !== undefined) changes.tags = patch.tags;

@@ -110,6 +110,7 @@ export const externalAgents = pgTable(
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     deletedAt: timestamp("deleted_at", { withTimezone: true }),
+    approvalConfig: jsonb("approval_config").$type<Record<string, unknown>>(),
   },
   (table) => [
     uniqueIndex("external_agents_org_name_key")
@@ -298,3 +299,62 @@ export const deliveryEndpoints = pgTable("delivery_endpoints", {
 export type WebhookSubscriptionRow = typeof webhookSubscriptions.$inferSelect;
 export type DeliveryRow = typeof deliveries.$inferSelect;
 export type DeliveryAttemptRow = typeof deliveryAttempts.$inferSelect;
+
+export const approvalRules = pgTable("approval_rules", {
+  id: text("id").primaryKey(),
+  organizationId: text("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  name: text("name").notNull(),
+  enabled: boolean("enabled").notNull().default(true),
+  externalAgentIds: text("external_agent_ids").array().notNull().default(sql`'{}'`),
+  triggers: jsonb("triggers").$type<Record<string, unknown>>().notNull(),
+  workflow: jsonb("workflow").$type<Record<string, unknown>>().notNull().default({}),
+  trustedUsers: text("trusted_users").array().notNull().default(sql`'{}'`),
+  createdBy: text("created_by"),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const approvals = pgTable("approvals", {
+  id: text("id").primaryKey(),
+  organizationId: text("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  invocationId: text("invocation_id")
+    .notNull()
+    .references(() => invocations.id),
+  externalAgentId: text("external_agent_id")
+    .notNull()
+    .references(() => externalAgents.id),
+  status: text("status").notNull().default("pending"),
+  reasons: text("reasons").array().notNull(),
+  fingerprint: text("fingerprint").notNull(),
+  summary: text("summary").notNull(),
+  requesterPrincipalId: text("requester_principal_id").notNull(),
+  requesterRoles: text("requester_roles").array().notNull(),
+  requesterExternalUser: text("requester_external_user"),
+  workflow: jsonb("workflow").$type<Record<string, unknown>>().notNull(),
+  requiredApprovals: integer("required_approvals").notNull(),
+  expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  decidedAt: timestamp("decided_at", { withTimezone: true }),
+  decisionReason: text("decision_reason"),
+  createdAt: createdAt(),
+});
+
+export const approvalDecisions = pgTable(
+  "approval_decisions",
+  {
+    approvalId: text("approval_id")
+      .notNull()
+      .references(() => approvals.id),
+    approverId: text("approver_id").notNull(),
+    decision: text("decision").notNull(),
+    reason: text("reason"),
+    createdAt: createdAt(),
+  },
+  (table) => [primaryKey({ columns: [table.approvalId, table.approverId] })],
+);
+
+export type ApprovalRuleRow = typeof approvalRules.$inferSelect;
+export type ApprovalRow = typeof approvals.$inferSelect;

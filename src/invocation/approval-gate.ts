@@ -4,8 +4,7 @@ import type { CallerIdentity } from "./caller-identity.js";
 
 /**
  * The step between budget reservation and the outbound call where a rule may ask for
- * a person's sign-off. The approvals feature plugs in here; without it every call
- * passes.
+ * a person's sign-off (src/approvals implements it).
  */
 export interface ApprovalGate {
   review(request: {
@@ -30,7 +29,3 @@ export type ApprovalVerdict =
       /** Set when the same call is already waiting: the invocation that holds the approval. */
       pendingInvocationId?: string;
     };
-
-export const NO_APPROVAL_REQUIRED: ApprovalGate = {
-  review: async () => ({ required: false }),
-};

@@ -321,12 +321,13 @@ class GovernedCall {
     if (!limit.allowed) return this.refuse("rate_limited");
 
     // 3. Budget
-    const target: BudgetTarget = (this.target = {
+    const target: BudgetTarget = {
       organizationId: agent.organizationId,
       agentId: agent.id,
       agentBudget: agent.budgetConfig as BudgetConfig,
       organizationBudget: settings.budget_config,
-    });
+    };
+    this.target = target;
     this.estimatedCost = roundMoney(estimateCost(target.agentBudget));
     const reserved = await deps.budgets.reserve(target, this.estimatedCost, now, (tx) =>
       deps.store.setReservedCost(tx, this.row.id, this.estimatedCost),

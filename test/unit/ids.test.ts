@@ -30,6 +30,7 @@ describe("newId", () => {
   it("covers every kind", () => {
     expect(Object.keys(ID_PREFIXES).sort()).toEqual([
       "apiKey",
+      "approval",
       "auditEvent",
       "delivery",
       "externalAgent",

@@ -1,0 +1,45 @@
+import type { Logger } from "pino";
+import type { InvocationService } from "../invocation/invocation.service.js";
+import type { ApprovalService } from "./approval.service.js";
+
+/**
+ * Expires approval requests on time, from the database rather than in-memory timers:
+ * after a restart, or on whichever replica polls first, a due request is claimed once
+ * and its call closed (or run, when the workflow says `on_timeout: approve`).
+ */
+export class ApprovalExpiry {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly approvals: ApprovalService,
+    private readonly invocations: InvocationService,
+    private readonly logger: Logger,
+    private readonly intervalMs = 1_000,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.runOnce().finally(() => {
+        this.running = undefined;
+      });
+    }, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Settles every request that is due now. */
+  async runOnce(): Promise<void> {
+    try {
+      for (const approval of await this.approvals.claimExpired(this.clock())) {
+        await this.invocations.settleApproval(approval);
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, "could not expire approval requests; will try again");
+    }
+  }
+}

@@ -1,0 +1,236 @@
+import { and, asc, count, desc, eq, lte, type SQL, sql } from "drizzle-orm";
+import { type RequestContext, recordAudit } from "../audit/audit.js";
+import type { Principal } from "../auth/permissions.js";
+import type { Db, DbOrTx } from "../db/database.js";
+import { isUniqueViolation } from "../db/errors.js";
+import { type ApprovalRow, approvalDecisions, approvals } from "../db/schema.js";
+import { AppError, NotFoundError } from "../errors.js";
+import type { PageRequest } from "../http/pagination.js";
+import { newId } from "../ids.js";
+import type { ApprovalWorkflow } from "./approval-config.js";
+
+export interface NewApproval {
+  organizationId: string;
+  invocationId: string;
+  externalAgentId: string;
+  reasons: string[];
+  fingerprint: string;
+  summary: string;
+  requester: Principal;
+  requesterExternalUser: string | null;
+  workflow: ApprovalWorkflow;
+  expiresAt: Date;
+}
+
+export interface ApprovalFilters {
+  status?: string;
+  externalAgentId?: string;
+  requester?: string;
+}
+
+export type DecisionResult =
+  | { state: "pending"; approval: ApprovalRow; approvals: number }
+  | { state: "approved" | "rejected"; approval: ApprovalRow };
+
+/**
+ * Approval requests and the decisions on them. A request becomes approved when enough
+ * distinct named approvers agree, rejected at the first rejection; the conditional
+ * status change makes "decided once" hold across replicas.
+ */
+export class ApprovalService {
+  constructor(private readonly db: Db) {}
+
+  /** Creates a request, or answers the pending one for the very same call (same fingerprint). */
+  async createOrReuse(approval: NewApproval): Promise<{ row: ApprovalRow; reused: boolean }> {
+    const pending = await this.findPending(approval.organizationId, approval.fingerprint);
+    if (pending) return { row: pending, reused: true };
+    try {
+      const [row] = await this.db
+        .insert(approvals)
+        .values({
+          id: newId("approval"),
+          organizationId: approval.organizationId,
+          invocationId: approval.invocationId,
+          externalAgentId: approval.externalAgentId,
+          reasons: approval.reasons,
+          fingerprint: approval.fingerprint,
+          summary: approval.summary,
+          requesterPrincipalId: approval.requester.id,
+          requesterRoles: approval.requester.roles,
+          requesterExternalUser: approval.requesterExternalUser,
+          workflow: approval.workflow as Record<string, unknown>,
+          requiredApprovals: approval.workflow.required_approvals ?? 1,
+          expiresAt: approval.expiresAt,
+        })
+        .returning();
+      return { row: row as ApprovalRow, reused: false };
+    } catch (error) {
+      // Two identical calls at once: the second finds the first one's request.
+      if (!isUniqueViolation(error, "approvals_pending_fingerprint_key")) throw error;
+      const winner = await this.findPending(approval.organizationId, approval.fingerprint);
+      if (!winner) throw error;
+      return { row: winner, reused: true };
+    }
+  }
+
+  async list(organizationId: string, filters: ApprovalFilters, page: PageRequest) {
+    const where = and(
+      eq(approvals.organizationId, organizationId),
+      filters.status ? eq(approvals.status, filters.status) : undefined,
+      filters.externalAgentId ? eq(approvals.externalAgentId, filters.externalAgentId) : undefined,
+      filters.requester
+        ? sql`(${approvals.requesterPrincipalId} = ${filters.requester} OR ${approvals.requesterExternalUser} = ${filters.requester})`
+        : undefined,
+    ) as SQL;
+    const [rows, [totals]] = await Promise.all([
+      this.db
+        .select()
+        .from(approvals)
+        .where(where)
+        .orderBy(desc(approvals.id))
+        .limit(page.limit)
+        .offset(page.offset),
+      this.db.select({ total: count() }).from(approvals).where(where),
+    ]);
+    return { rows, total: totals?.total ?? 0 };
+  }
+
+  async get(organizationId: string, id: string): Promise<ApprovalRow> {
+    const [row] = await this.db
+      .select()
+      .from(approvals)
+      .where(and(eq(approvals.organizationId, organizationId), eq(approvals.id, id)));
+    if (!row) throw new NotFoundError("approval", id);
+    return row;
+  }
+
+  async decisions(approvalId: string) {
+    return this.db
+      .select()
+      .from(approvalDecisions)
+      .where(eq(approvalDecisions.approvalId, approvalId))
+      .orderBy(asc(approvalDecisions.createdAt));
+  }
+
+  /**
+   * Records one approver's decision. Refused with 403 for someone the workflow does not
+   * name (or the requester, unless self-approval is allowed), 409 for a decided request
+   * or a second decision by the same approver, 410 once the request has expired.
+   */
+  async decide(
+    organizationId: string,
+    id: string,
+    approver: Principal,
+    decision: "approve" | "reject",
+    reason: string | undefined,
+    context: RequestContext,
+    now: Date,
+  ): Promise<DecisionResult> {
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .select()
+        .from(approvals)
+        .where(and(eq(approvals.organizationId, organizationId), eq(approvals.id, id)))
+        .for("update");
+      if (!row) throw new NotFoundError("approval", id);
+      if (row.status === "expired" || (row.status === "pending" && row.expiresAt <= now)) {
+        throw new AppError("GONE", `approval ${id} has expired`);
+      }
+      if (row.status !== "pending") throw new AppError("CONFLICT", `approval ${id} is already ${row.status}`);
+      const workflow = row.workflow as ApprovalWorkflow;
+      if (!mayDecide(workflow, approver)) {
+        throw new AppError("FORBIDDEN", "You are not an approver of this request");
+      }
+      const isRequester =
+        approver.id === row.requesterPrincipalId ||
+        (row.requesterExternalUser !== null && approver.id === row.requesterExternalUser);
+      if (isRequester && !workflow.allow_self_approval) {
+        throw new AppError("FORBIDDEN", "Requesters may not approve their own calls");
+      }
+      try {
+        await tx
+          .insert(approvalDecisions)
+          .values({ approvalId: id, approverId: approver.id, decision, reason });
+      } catch (error) {
+        if (isUniqueViolation(error))
+          throw new AppError("CONFLICT", "You have already decided on this request");
+        throw error;
+      }
+      await recordAudit(tx, context, {
+        organizationId,
+        action: decision === "approve" ? "approval.approved_by" : "approval.rejected_by",
+        resourceType: "approval",
+        resourceId: id,
+        details: { reason: reason ?? null },
+      });
+      if (decision === "reject")
+        return { state: "rejected", approval: await settle(tx, row, "rejected", reason, now) };
+      const [tally] = await tx
+        .select({ approvals: count() })
+        .from(approvalDecisions)
+        .where(and(eq(approvalDecisions.approvalId, id), eq(approvalDecisions.decision, "approve")));
+      const approvalsSoFar = tally?.approvals ?? 0;
+      if (approvalsSoFar < row.requiredApprovals)
+        return { state: "pending", approval: row, approvals: approvalsSoFar };
+      return { state: "approved", approval: await settle(tx, row, "approved", reason, now) };
+    });
+  }
+
+  /** Pending requests whose time is up, each claimed once (by whichever replica gets there first). */
+  async claimExpired(now: Date, limit = 50): Promise<ApprovalRow[]> {
+    return this.db.transaction(async (tx) => {
+      const due = await tx
+        .select()
+        .from(approvals)
+        .where(and(eq(approvals.status, "pending"), lte(approvals.expiresAt, now)))
+        .orderBy(asc(approvals.expiresAt))
+        .limit(limit)
+        .for("update", { skipLocked: true });
+      const settled: ApprovalRow[] = [];
+      for (const row of due) {
+        const onTimeout = (row.workflow as ApprovalWorkflow).on_timeout ?? "reject";
+        settled.push(
+          await settle(tx, row, onTimeout === "approve" ? "approved" : "expired", "timed out", now),
+        );
+      }
+      return settled;
+    });
+  }
+
+  private async findPending(organizationId: string, fingerprint: string): Promise<ApprovalRow | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(approvals)
+      .where(
+        and(
+          eq(approvals.organizationId, organizationId),
+          eq(approvals.fingerprint, fingerprint),
+          eq(approvals.status, "pending"),
+        ),
+      );
+    return row;
+  }
+}
+
+function mayDecide(workflow: ApprovalWorkflow, approver: Principal): boolean {
+  const roles = workflow.approver_roles ?? [];
+  const users = workflow.approver_users ?? [];
+  if (roles.length === 0 && users.length === 0) return true;
+  return users.includes(approver.id) || approver.roles.some((role) => roles.includes(role));
+}
+
+async function settle(
+  tx: DbOrTx,
+  row: ApprovalRow,
+  status: "approved" | "rejected" | "expired",
+  reason: string | undefined,
+  now: Date,
+): Promise<ApprovalRow> {
+  const [updated] = await tx
+    .update(approvals)
+    .set({ status, decidedAt: now, decisionReason: reason ?? null })
+    .where(and(eq(approvals.id, row.id), eq(approvals.status, "pending")))
+    .returning();
+  if (!updated) throw new AppError("CONFLICT", `approval ${row.id} was decided meanwhile`);
+  return updated;
+}

@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
+import {
+  createKey,
+  createOrgWithKey,
+  invokeEnv,
+  startTestSteward,
+  type TestSteward,
+} from "../helpers/steward.js";
+
+let t: TestSteward;
+let agent: MockAgent;
+
+beforeAll(async () => {
+  t = await startTestSteward("postgres", invokeEnv());
+  agent = await startMockAgent();
+});
+afterAll(async () => {
+  await t?.close();
+  await agent?.close();
+});
+
+interface Org {
+  organizationId: string;
+  key: string;
+}
+
+async function setup(
+  workflow: Record<string, unknown> = {},
+): Promise<{ org: Org; id: string; developer: string }> {
+  const org = await createOrgWithKey(t, "admin");
+  const developer = await createKey(t, "developer", org.organizationId);
+  const response = await t.request({
+    method: "POST",
+    url: "/api/v1/external-agents",
+    key: org.key,
+    payload: {
+      name: "payments",
+      platform: "custom_http",
+      webhook_url: agent.url,
+      budget_config: { cost_per_execution: 1 },
+      approval_config: {
+        triggers: { cost_threshold: 0.5, sensitive_data: true },
+        workflow: { approver_roles: ["admin"], ...workflow },
+      },
+    },
+  });
+  expect(response.statusCode, response.body).toBe(201);
+  return { org, id: response.json().id as string, developer };
+}
+
+const invoke = (id: string, key: string, input = "refund order 7 to card 4111 1111 1111 1111") =>
+  t.request({ method: "POST", url: `/api/v1/external-agents/${id}/invoke`, key, payload: { input } });
+const decide = (
+  approvalId: string,
+  key: string,
+  decision: "approve" | "reject",
+  body: Record<string, unknown> = {},
+) => t.request({ method: "POST", url: `/api/v1/approvals/${approvalId}/${decision}`, key, payload: body });
+
+async function reserved(orgKey: string, id: string): Promise<number> {
+  return (await t.request({ method: "GET", url: `/api/v1/external-agents/${id}/budget`, key: orgKey })).json()
+    .monthly.reserved;
+}
+
+describe("a call that needs approval", () => {
+  it("waits with 202, shows approvers a redacted summary, and runs once after two approvals", async () => {
+    const { org, id, developer } = await setup({ required_approvals: 2 });
+    const secondAdmin = await createKey(t, "admin", org.organizationId);
+    const before = agent.requests.length;
+
+    const held = await invoke(id, developer);
+    expect(held.statusCode, held.body).toBe(202);
+    const pending = held.json();
+    expect(pending).toMatchObject({
+      invocation_id: expect.stringMatching(/^inv_/),
+      approval_id: expect.stringMatching(/^apr_/),
+      status: "pending_approval",
+      expires_at: expect.any(String),
+    });
+    expect(pending.reasons.join(" ")).toMatch(/cost/);
+    expect(await reserved(org.key, id)).toBe(1);
+
+    // Asking the same thing again gets the same pending request.
+    const again = await invoke(id, developer);
+    expect(again.json()).toMatchObject({
+      invocation_id: pending.invocation_id,
+      approval_id: pending.approval_id,
+    });
+    expect(await reserved(org.key, id)).toBe(1);
+
+    const approval = (
+      await t.request({ method: "GET", url: `/api/v1/approvals/${pending.approval_id}`, key: org.key })
+    ).json();
+    expect(approval.summary).not.toContain("4111");
+    const listed = await t.request({
+      method: "GET",
+      url: `/api/v1/external-agents/${id}/approvals/pending`,
+      key: developer,
+    });
+    expect(listed.json().items.map((item: { id: string }) => item.id)).toEqual([pending.approval_id]);
+
+    expect((await decide(pending.approval_id, developer, "approve")).statusCode).toBe(403);
+    const first = await decide(pending.approval_id, org.key, "approve");
+    expect(first.json()).toMatchObject({ approvals: 1, invocation_status: "pending_approval" });
+    expect((await decide(pending.approval_id, org.key, "approve")).statusCode).toBe(409);
+    expect(agent.requests.length).toBe(before);
+
+    const second = await decide(pending.approval_id, secondAdmin, "approve");
+    expect(second.statusCode, second.body).toBe(200);
+    expect(second.json()).toMatchObject({
+      approval: { status: "approved" },
+      approvals: 2,
+      invocation_status: "success",
+    });
+    expect(agent.requests.length).toBe(before + 1);
+    expect((await decide(pending.approval_id, secondAdmin, "approve")).statusCode).toBe(409);
+
+    const record = (
+      await t.request({ method: "GET", url: `/api/v1/invocations/${pending.invocation_id}`, key: org.key })
+    ).json();
+    expect(record).toMatchObject({ status: "success", cost_usd: 1 });
+    expect(await reserved(org.key, id)).toBe(0);
+  });
+
+  it("requires a reason to reject, and a rejection releases the reservation", async () => {
+    const { org, id, developer } = await setup();
+    const pending = (await invoke(id, developer)).json();
+    expect((await decide(pending.approval_id, org.key, "reject")).statusCode).toBe(400);
+    const rejected = await decide(pending.approval_id, org.key, "reject", { reason: "not this card" });
+    expect(rejected.json()).toMatchObject({
+      approval: { status: "rejected" },
+      invocation_status: "approval_rejected",
+    });
+    expect(await reserved(org.key, id)).toBe(0);
+    const verified = await t.request({ method: "GET", url: "/api/v1/lineage/verify", key: org.key });
+    expect(verified.json().valid).toBe(true);
+  });
+
+  it("refuses self-approval unless the workflow allows it", async () => {
+    const { org, id } = await setup();
+    const pending = (await invoke(id, org.key)).json();
+    expect((await decide(pending.approval_id, org.key, "approve")).statusCode).toBe(403);
+
+    const allowing = await setup({ allow_self_approval: true });
+    const own = (await invoke(allowing.id, allowing.org.key)).json();
+    expect((await decide(own.approval_id, allowing.org.key, "approve")).json().invocation_status).toBe(
+      "success",
+    );
+  });
+
+  it("answers 410 after expiry, and closes the call as expired", async () => {
+    const { org, id, developer } = await setup();
+    const pending = (await invoke(id, developer)).json();
+    // Let the deadline pass by moving it, rather than by waiting.
+    await t.steward.database.pool.query(
+      "UPDATE approvals SET expires_at = now() - interval '1 second' WHERE id = $1",
+      [pending.approval_id],
+    );
+    expect((await decide(pending.approval_id, org.key, "approve")).statusCode).toBe(410);
+    const deadline = Date.now() + 10_000;
+    let status = "";
+    while (Date.now() < deadline && status !== "approval_expired") {
+      status = (
+        await t.request({ method: "GET", url: `/api/v1/invocations/${pending.invocation_id}`, key: org.key })
+      ).json().status;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(status).toBe("approval_expired");
+    expect(await reserved(org.key, id)).toBe(0);
+  });
+
+  it("lets a call below every trigger through, and refuses a bad rule with its field", async () => {
+    const { org, id } = await setup();
+    const cheap = await t.request({
+      method: "PATCH",
+      url: `/api/v1/external-agents/${id}/budget/config`,
+      key: org.key,
+      payload: { cost_per_execution: 0.1 },
+    });
+    expect(cheap.statusCode).toBe(200);
+    expect((await invoke(id, org.key, "hello")).statusCode).toBe(200);
+
+    const bad = await t.request({
+      method: "PATCH",
+      url: `/api/v1/external-agents/${id}`,
+      key: org.key,
+      payload: { approval_config: { triggers: { payload_patterns: ["(unclosed"] } } },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.details.errors[0].field).toBe("approval_config.triggers.payload_patterns[0]");
+  });
+});
