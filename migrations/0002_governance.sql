@@ -113,7 +113,8 @@ CREATE INDEX invocations_organization_idx ON invocations (organization_id, id);
 CREATE INDEX invocations_agent_idx ON invocations (organization_id, external_agent_id, id);
 CREATE INDEX invocations_status_idx ON invocations (organization_id, status, id);
 CREATE INDEX invocations_external_user_idx ON invocations (organization_id, external_user_id);
-CREATE INDEX invocations_external_email_idx ON invocations (organization_id, external_user_email);
+-- Emails are matched without regard to case (GDPR requests rarely match the stored case).
+CREATE INDEX invocations_external_email_idx ON invocations (organization_id, lower(external_user_email));
 CREATE INDEX invocations_external_system_idx ON invocations (organization_id, external_system);
 CREATE INDEX invocations_trace_idx ON invocations (organization_id, trace_id);
 CREATE INDEX invocations_parent_idx ON invocations (parent_invocation_id) WHERE parent_invocation_id IS NOT NULL;

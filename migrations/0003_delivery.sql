@@ -69,6 +69,7 @@ CREATE TABLE delivery_endpoints (
   endpoint         text PRIMARY KEY,
   organization_id  text NOT NULL REFERENCES organizations (id),
   failing_since    timestamptz,
+  last_failure_at  timestamptz,
   paused_at        timestamptz
 );
 

@@ -177,20 +177,30 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       database,
       firstAdminKey,
       async close() {
-        await server.close();
-        await closeAll(closers);
-        await database.close();
+        try {
+          await server.close();
+        } finally {
+          await closeAll(closers, logger);
+          await database.close();
+        }
       },
     };
   } catch (error) {
-    await closeAll(closers);
+    await closeAll(closers, logger);
     await database.close();
     throw error;
   }
 }
 
-async function closeAll(closers: Array<() => Promise<void>>): Promise<void> {
-  for (const close of closers.reverse()) await close();
+/** Closes in reverse order of opening; one failing does not keep the others open. */
+async function closeAll(closers: Array<() => Promise<void>>, logger: Logger): Promise<void> {
+  for (const close of closers.reverse()) {
+    try {
+      await close();
+    } catch (error) {
+      logger.error({ err: error }, "error while shutting down");
+    }
+  }
 }
 
 /** How long start-up waits for Redis before serving with the fail mode in charge. */

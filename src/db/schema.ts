@@ -293,6 +293,7 @@ export const deliveryEndpoints = pgTable("delivery_endpoints", {
     .notNull()
     .references(() => organizations.id),
   failingSince: timestamp("failing_since", { withTimezone: true }),
+  lastFailureAt: timestamp("last_failure_at", { withTimezone: true }),
   pausedAt: timestamp("paused_at", { withTimezone: true }),
 });
 

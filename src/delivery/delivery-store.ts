@@ -24,6 +24,8 @@ export function endpointOf(
     : `webhook:${delivery.subscriptionId}`;
 }
 
+const STREAK_GAP_MS = 3_600_000;
+
 /** This worker's claim on a delivery was taken over (redelivered, or its lease ran out). */
 export class StaleClaimError extends Error {
   constructor(deliveryId: string) {
@@ -48,6 +50,8 @@ export interface AttemptRecord {
   error: string | null;
   /** For a retry: when the next attempt is due. */
   nextAttemptAt?: Date;
+  /** A network error, timeout, 408, 429 or 5xx: the endpoint itself is failing. */
+  endpointFailure: boolean;
 }
 
 /** The outbox: rows written with the change they report, claimed by workers, and their attempt log. */
@@ -169,13 +173,23 @@ export class DeliveryStore {
         await tx.delete(deliveryEndpoints).where(eq(deliveryEndpoints.endpoint, endpoint));
         return { paused: false };
       }
+      // A 4xx, or a delivery that cannot be prepared, says nothing about the endpoint's health.
+      if (!attempt.endpointFailure) return { paused: false };
+      const window = sql`now() - ${`${pauseAfterMs} milliseconds`}::interval`;
+      // Failures further apart than this are separate incidents, not one streak.
+      const gap = sql`now() - ${`${Math.max(pauseAfterMs, STREAK_GAP_MS)} milliseconds`}::interval`;
       const streak = await tx.execute<{ paused: boolean }>(sql`
-        INSERT INTO delivery_endpoints (endpoint, organization_id, failing_since)
-        VALUES (${endpoint}, ${delivery.organizationId}, now())
+        INSERT INTO delivery_endpoints (endpoint, organization_id, failing_since, last_failure_at)
+        VALUES (${endpoint}, ${delivery.organizationId}, now(), now())
         ON CONFLICT (endpoint) DO UPDATE
-          SET paused_at = CASE
+          -- A failure long after the previous one starts a new streak instead of extending it.
+          SET failing_since = CASE WHEN delivery_endpoints.last_failure_at < ${gap}
+                THEN now() ELSE delivery_endpoints.failing_since END,
+              last_failure_at = now(),
+              paused_at = CASE
                 WHEN delivery_endpoints.paused_at IS NULL
-                 AND delivery_endpoints.failing_since < now() - ${`${pauseAfterMs} milliseconds`}::interval
+                 AND delivery_endpoints.last_failure_at >= ${gap}
+                 AND delivery_endpoints.failing_since < ${window}
                 THEN now() ELSE delivery_endpoints.paused_at END
         RETURNING paused_at IS NOT NULL AND paused_at = now() AS paused`);
       const paused = streak.rows[0]?.paused ?? false;

@@ -171,6 +171,7 @@ export class DeliveryWorker {
       statusCode: outcome.statusCode ?? null,
       outcome: outcome.delivered ? "delivered" : delay !== null ? "retry" : "failed",
       error: outcome.error ?? null,
+      endpointFailure: !outcome.delivered && outcome.retryable,
       ...(delay !== null && { nextAttemptAt: new Date(Date.now() + delay) }),
     };
     const { paused } = await store.recordAttempt(delivery, attempt, pauseAfterMs, (tx) =>

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, gte, inArray, lte, or, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, gte, inArray, lte, or, type SQL, sql } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Db } from "../db/database.js";
 import { type InvocationRow, invocations } from "../db/schema.js";
@@ -38,18 +38,18 @@ const EXPORT_BATCH = 500;
 /** A graph is for looking at; beyond this many calls it stops being readable. */
 const GRAPH_LIMIT = 2_000;
 
+/** E-mail addresses compare without regard to case (served by an index on lower()). */
+function sameEmail(email: string): SQL {
+  return sql`lower(${invocations.externalUserEmail}) = lower(${email})`;
+}
+
 function conditions(organizationId: string, filters: LineageFilters): SQL | undefined {
   const parts: Array<SQL | undefined> = [eq(invocations.organizationId, organizationId)];
   if (filters.externalAgentId) parts.push(eq(invocations.externalAgentId, filters.externalAgentId));
   if (filters.externalUserId) parts.push(eq(invocations.externalUserId, filters.externalUserId));
-  if (filters.externalUserEmail) parts.push(eq(invocations.externalUserEmail, filters.externalUserEmail));
+  if (filters.externalUserEmail) parts.push(sameEmail(filters.externalUserEmail));
   if (filters.externalUser) {
-    parts.push(
-      or(
-        eq(invocations.externalUserId, filters.externalUser),
-        eq(invocations.externalUserEmail, filters.externalUser),
-      ),
-    );
+    parts.push(or(eq(invocations.externalUserId, filters.externalUser), sameEmail(filters.externalUser)));
   }
   if (filters.externalSystem) parts.push(eq(invocations.externalSystem, filters.externalSystem));
   if (filters.status) parts.push(eq(invocations.status, filters.status));

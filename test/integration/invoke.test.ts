@@ -184,6 +184,20 @@ describe("awkward content", () => {
   });
 });
 
+describe("GDPR", () => {
+  it("finds a person's records whatever the case of the e-mail address asked for", async () => {
+    const org = await createOrgWithKey(t, "admin");
+    const id = await register({}, org.key);
+    await invoke(id, { input: "hi" }, { "x-external-user-email": "Grace.Hopper@Example.org" }, org.key);
+    const erased = await t.request({
+      method: "DELETE",
+      url: "/api/v1/lineage/users/grace.hopper@example.org",
+      key: org.key,
+    });
+    expect(erased.json()).toEqual({ redacted: 1 });
+  });
+});
+
 describe("refusals before any call", () => {
   it("answers 400 AGENT_NOT_ACTIVE for an inactive or deleted agent", async () => {
     const inactive = await register({ status: "inactive" });
