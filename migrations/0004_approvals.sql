@@ -55,8 +55,9 @@ CREATE TABLE approval_decisions (
   CONSTRAINT approval_decisions_decision_check CHECK (decision IN ('approve', 'reject'))
 );
 
--- A call that waited for approval and was turned down, or ran out of time, ends so.
+-- A call that waited for approval and was turned down, or ran out of time, ends so;
+-- one that Steward itself could not complete (its database, its rate limiter) is 'error'.
 ALTER TABLE invocations DROP CONSTRAINT invocations_status_check;
 ALTER TABLE invocations ADD CONSTRAINT invocations_status_check CHECK (status IN (
   'running', 'success', 'failure', 'timeout', 'rate_limited', 'budget_exceeded',
-  'policy_denied', 'pending_approval', 'approval_rejected', 'approval_expired'));
+  'policy_denied', 'pending_approval', 'approval_rejected', 'approval_expired', 'error'));

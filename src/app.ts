@@ -6,6 +6,8 @@ import { approvalRoutes } from "./approvals/approval.routes.js";
 import { ApprovalService } from "./approvals/approval.service.js";
 import { ApprovalExpiry } from "./approvals/approval-expiry.js";
 import { ApprovalRulesGate } from "./approvals/approval-gate.js";
+import { approvalRuleRoutes } from "./approvals/approval-rule.routes.js";
+import { ApprovalRuleService } from "./approvals/approval-rule.service.js";
 import { registerAccessControl } from "./auth/access-control.js";
 import { apiKeyRoutes } from "./auth/api-key.routes.js";
 import { ApiKeyService } from "./auth/api-key.service.js";
@@ -108,7 +110,8 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       timeoutMs: config.delivery.timeoutMs,
     });
     const wakeWorker = () => worker.wake();
-    const approvals = new ApprovalService(database.db);
+    const approvals = new ApprovalService(database.db, webhookEvents);
+    const approvalRules = new ApprovalRuleService(database.db);
     const invocationService = new InvocationService({
       agents,
       store: new InvocationStore(database.db),
@@ -116,7 +119,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       policies,
       limiter,
       budgets,
-      approvals: new ApprovalRulesGate(database.db, approvals),
+      approvals: new ApprovalRulesGate(database.db, approvals, approvalRules),
       client: agentClient,
       outbox: new InvocationOutbox(deliveries, webhookEvents, ADAPTERS, wakeWorker),
       metrics,
@@ -162,6 +165,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         await api.register(deliveryRoutes(deliveries, agents, wakeWorker));
         await api.register(webhookRoutes(webhooks));
         await api.register(approvalRoutes(approvals, invocationService, agents));
+        await api.register(approvalRuleRoutes(approvalRules));
       },
       { prefix: "/api/v1" },
     );

@@ -12,6 +12,7 @@ export const ID_PREFIXES = {
   delivery: "dlv",
   webhookSubscription: "whk",
   approval: "apr",
+  approvalRule: "arl",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

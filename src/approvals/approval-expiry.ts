@@ -36,7 +36,8 @@ export class ApprovalExpiry {
   async runOnce(): Promise<void> {
     try {
       for (const approval of await this.approvals.claimExpired(this.clock())) {
-        await this.invocations.settleApproval(approval);
+        const invocation = await this.invocations.settleApproval(approval);
+        await this.approvals.recordOutcome(approval, invocation.status);
       }
     } catch (error) {
       this.logger.error({ err: error }, "could not expire approval requests; will try again");

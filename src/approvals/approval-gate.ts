@@ -3,7 +3,13 @@ import type { Db } from "../db/database.js";
 import { invocations } from "../db/schema.js";
 import type { ApprovalGate, ApprovalVerdict } from "../invocation/approval-gate.js";
 import type { ApprovalService } from "./approval.service.js";
-import { type ApprovalConfig, durationSeconds } from "./approval-config.js";
+import {
+  type ApprovalConfig,
+  type ApprovalTriggers,
+  type ApprovalWorkflow,
+  durationSeconds,
+} from "./approval-config.js";
+import type { ApprovalRuleService } from "./approval-rule.service.js";
 import { evaluateTriggers, type TriggerFacts } from "./triggers/evaluate.js";
 import { approvalFingerprint } from "./triggers/fingerprint.js";
 import { redactSummary } from "./triggers/redaction.js";
@@ -14,25 +20,47 @@ const COUNTED_STATUSES = ["success", "failure", "timeout", "pending_approval", "
 
 type Review = Parameters<ApprovalGate["review"]>[0];
 
+/** One rule in force for a call: the agent's own `approval_config` or an organization rule. */
+interface RuleInForce {
+  triggers: ApprovalTriggers;
+  workflow: ApprovalWorkflow;
+  trustedUsers: readonly string[] | undefined;
+}
+
 /**
- * The approval step of the invoke pipeline, driven by the agent's `approval_config`.
- * A call that trips a trigger (and whose external user is not trusted) gets an approval
- * request — or the one already pending for the very same call.
+ * The approval step of the invoke pipeline, driven by the agent's `approval_config` and
+ * the organization's enabled approval rules that apply to the agent. A call that trips a
+ * trigger of any of them (whose trusted users do not include the caller) gets an
+ * approval request — or the one already pending for the very same call.
  */
 export class ApprovalRulesGate implements ApprovalGate {
   constructor(
     private readonly db: Db,
     private readonly approvals: ApprovalService,
+    private readonly organizationRules: Pick<ApprovalRuleService, "forAgent">,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
   async review(request: Review): Promise<ApprovalVerdict> {
-    const config = request.agent.approvalConfig as ApprovalConfig | null;
-    if (!config || isTrustedUser(config.trusted_users, request.identity)) return { required: false };
-    const reasons = evaluateTriggers(config.triggers, await this.facts(request, config));
-    if (reasons.length === 0) return { required: false };
+    const own = request.agent.approvalConfig as ApprovalConfig | null;
+    const rules: RuleInForce[] = [
+      ...(own
+        ? [{ triggers: own.triggers, workflow: own.workflow ?? {}, trustedUsers: own.trusted_users }]
+        : []),
+      ...(await this.organizationRules.forAgent(request.agent.organizationId, request.agent.id)),
+    ].filter((rule) => !isTrustedUser(rule.trustedUsers, request.identity));
+    if (rules.length === 0) return { required: false };
 
-    const workflow = config.workflow ?? {};
+    const facts = await this.facts(request, rules);
+    const fired = rules
+      .map((rule) => ({ rule, reasons: evaluateTriggers(rule.triggers, facts(rule.triggers)) }))
+      .filter(({ reasons }) => reasons.length > 0);
+    const [first] = fired;
+    if (!first) return { required: false };
+    const reasons = [...new Set(fired.flatMap(({ reasons }) => reasons))];
+    // The agent's own rule comes first when present, so its workflow wins when it fired;
+    // otherwise the first organization rule by name decides who approves.
+    const workflow = first.rule.workflow;
     const now = this.clock();
     const { row, reused } = await this.approvals.createOrReuse({
       organizationId: request.agent.organizationId,
@@ -67,16 +95,27 @@ export class ApprovalRulesGate implements ApprovalGate {
     };
   }
 
-  /** Counts the caller's earlier calls only when a trigger needs them. */
-  private async facts(request: Review, config: ApprovalConfig): Promise<TriggerFacts> {
-    const facts: TriggerFacts = {
+  /**
+   * The facts each rule's triggers are evaluated against. Counts the caller's earlier
+   * calls only when some trigger needs them, once per distinct rate window.
+   */
+  private async facts(
+    request: Review,
+    rules: readonly RuleInForce[],
+  ): Promise<(triggers: ApprovalTriggers) => TriggerFacts> {
+    const base: TriggerFacts = {
       estimatedCost: request.estimatedCost,
       environment: request.environment,
       input: request.input,
     };
     const { userId, userEmail } = request.identity;
-    const { first_invocation: first, rate } = config.triggers;
-    if ((!first && !rate) || (!userId && !userEmail)) return facts;
+    const first = rules.some((rule) => rule.triggers.first_invocation);
+    const windows = [
+      ...new Set(
+        rules.flatMap((rule) => (rule.triggers.rate ? [durationSeconds(rule.triggers.rate.window)] : [])),
+      ),
+    ];
+    if ((!first && windows.length === 0) || (!userId && !userEmail)) return () => base;
     const byUser = and(
       eq(invocations.organizationId, request.agent.organizationId),
       eq(invocations.externalAgentId, request.agent.id),
@@ -88,12 +127,17 @@ export class ApprovalRulesGate implements ApprovalGate {
         userEmail ? eq(invocations.externalUserEmail, userEmail) : undefined,
       ),
     ) as SQL;
-    if (first) facts.priorCallsByUser = await this.count(byUser);
-    if (rate) {
-      const since = new Date(this.clock().getTime() - durationSeconds(rate.window) * 1000);
-      facts.callsByUserInWindow = await this.count(and(byUser, gte(invocations.createdAt, since)) as SQL);
+    if (first) base.priorCallsByUser = await this.count(byUser);
+    const now = this.clock().getTime();
+    const inWindow = new Map<number, number>();
+    for (const seconds of windows) {
+      const since = new Date(now - seconds * 1000);
+      inWindow.set(seconds, await this.count(and(byUser, gte(invocations.createdAt, since)) as SQL));
     }
-    return facts;
+    return (triggers) =>
+      triggers.rate
+        ? { ...base, callsByUserInWindow: inWindow.get(durationSeconds(triggers.rate.window)) }
+        : base;
   }
 
   private async count(where: SQL): Promise<number> {

@@ -198,6 +198,7 @@ export function approvalRoutes(
             };
           }
           const invocation = await invocations.settleApproval(result.approval);
+          await approvals.recordOutcome(result.approval, invocation.status);
           const tally = await approvals.decisions(result.approval.id);
           return {
             approval: toApproval(result.approval),

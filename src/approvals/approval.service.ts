@@ -1,13 +1,22 @@
 import { and, asc, count, desc, eq, lte, type SQL, sql } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
+import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
 import type { Principal } from "../auth/permissions.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { type ApprovalRow, approvalDecisions, approvals } from "../db/schema.js";
+import type { EventOutbox } from "../delivery/delivery-target.js";
 import { AppError, NotFoundError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
 import type { ApprovalWorkflow } from "./approval-config.js";
+
+const STEP_EVENTS = {
+  pending: "approval.requested",
+  approved: "approval.approved",
+  rejected: "approval.rejected",
+  expired: "approval.expired",
+} as const;
 
 export interface NewApproval {
   organizationId: string;
@@ -38,32 +47,43 @@ export type DecisionResult =
  * status change makes "decided once" hold across replicas.
  */
 export class ApprovalService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Announces each step to the organization's webhook subscribers. */
+    private readonly events: EventOutbox,
+  ) {}
 
   /** Creates a request, or answers the pending one for the very same call (same fingerprint). */
   async createOrReuse(approval: NewApproval): Promise<{ row: ApprovalRow; reused: boolean }> {
     const pending = await this.findPending(approval.organizationId, approval.fingerprint);
     if (pending) return { row: pending, reused: true };
     try {
-      const [row] = await this.db
-        .insert(approvals)
-        .values({
-          id: newId("approval"),
-          organizationId: approval.organizationId,
-          invocationId: approval.invocationId,
-          externalAgentId: approval.externalAgentId,
-          reasons: approval.reasons,
-          fingerprint: approval.fingerprint,
-          summary: approval.summary,
-          requesterPrincipalId: approval.requester.id,
-          requesterRoles: approval.requester.roles,
-          requesterExternalUser: approval.requesterExternalUser,
-          workflow: approval.workflow as Record<string, unknown>,
-          requiredApprovals: approval.workflow.required_approvals ?? 1,
-          expiresAt: approval.expiresAt,
-        })
-        .returning();
-      return { row: row as ApprovalRow, reused: false };
+      const row = await this.db.transaction(async (tx) => {
+        const [inserted] = await tx
+          .insert(approvals)
+          .values({
+            id: newId("approval"),
+            organizationId: approval.organizationId,
+            invocationId: approval.invocationId,
+            externalAgentId: approval.externalAgentId,
+            reasons: approval.reasons,
+            fingerprint: approval.fingerprint,
+            summary: approval.summary,
+            requesterPrincipalId: approval.requester.id,
+            requesterRoles: approval.requester.roles,
+            requesterExternalUser: approval.requesterExternalUser,
+            workflow: approval.workflow as Record<string, unknown>,
+            requiredApprovals: approval.workflow.required_approvals ?? 1,
+            expiresAt: approval.expiresAt,
+          })
+          .returning();
+        const created = inserted as ApprovalRow;
+        await this.announce(tx, created, {
+          actor: { type: approval.requester.type, id: approval.requester.id },
+        });
+        return created;
+      });
+      return { row, reused: false };
     } catch (error) {
       // Two identical calls at once: the second finds the first one's request.
       if (!isUniqueViolation(error, "approvals_pending_fingerprint_key")) throw error;
@@ -163,8 +183,11 @@ export class ApprovalService {
         resourceId: id,
         details: { reason: reason ?? null },
       });
-      if (decision === "reject")
-        return { state: "rejected", approval: await settle(tx, row, "rejected", reason, now) };
+      if (decision === "reject") {
+        const rejected = await settle(tx, row, "rejected", reason, now);
+        await this.announce(tx, rejected, context);
+        return { state: "rejected", approval: rejected };
+      }
       const [tally] = await tx
         .select({ approvals: count() })
         .from(approvalDecisions)
@@ -172,7 +195,9 @@ export class ApprovalService {
       const approvalsSoFar = tally?.approvals ?? 0;
       if (approvalsSoFar < row.requiredApprovals)
         return { state: "pending", approval: row, approvals: approvalsSoFar };
-      return { state: "approved", approval: await settle(tx, row, "approved", reason, now) };
+      const approved = await settle(tx, row, "approved", reason, now);
+      await this.announce(tx, approved, context);
+      return { state: "approved", approval: approved };
     });
   }
 
@@ -189,11 +214,60 @@ export class ApprovalService {
       const settled: ApprovalRow[] = [];
       for (const row of due) {
         const onTimeout = (row.workflow as ApprovalWorkflow).on_timeout ?? "reject";
-        settled.push(
-          await settle(tx, row, onTimeout === "approve" ? "approved" : "expired", "timed out", now),
+        const timedOut = await settle(
+          tx,
+          row,
+          onTimeout === "approve" ? "approved" : "expired",
+          "timed out",
+          now,
         );
+        await this.announce(tx, timedOut, { actor: SYSTEM_ACTOR });
+        settled.push(timedOut);
       }
       return settled;
+    });
+  }
+
+  /** Records that the call behind a decided request ran (or was closed), with its outcome. */
+  async recordOutcome(approval: ApprovalRow, invocationStatus: string): Promise<void> {
+    await recordAudit(
+      this.db,
+      { actor: SYSTEM_ACTOR },
+      {
+        organizationId: approval.organizationId,
+        action: approval.status === "approved" ? "approval.executed" : "approval.closed",
+        resourceType: "approval",
+        resourceId: approval.id,
+        details: { invocation_id: approval.invocationId, invocation_status: invocationStatus },
+      },
+    );
+  }
+
+  /** One step of a request, in the audit trail and to webhook subscribers, with the change. */
+  private async announce(tx: DbOrTx, approval: ApprovalRow, context: RequestContext): Promise<void> {
+    const type = STEP_EVENTS[approval.status as keyof typeof STEP_EVENTS];
+    await recordAudit(tx, context, {
+      organizationId: approval.organizationId,
+      action: type,
+      resourceType: "approval",
+      resourceId: approval.id,
+      details: { invocation_id: approval.invocationId, reasons: approval.reasons },
+    });
+    await this.events.publish(tx, {
+      type,
+      organizationId: approval.organizationId,
+      externalAgentId: approval.externalAgentId,
+      invocationId: approval.invocationId,
+      data: {
+        approval_id: approval.id,
+        invocation_id: approval.invocationId,
+        external_agent_id: approval.externalAgentId,
+        status: approval.status,
+        reasons: approval.reasons,
+        expires_at: approval.expiresAt.toISOString(),
+        decided_at: approval.decidedAt?.toISOString() ?? null,
+        decision_reason: approval.decisionReason,
+      },
     });
   }
 

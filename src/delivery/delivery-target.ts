@@ -23,7 +23,11 @@ export interface OutboxEvent {
   type:
     | "external_agent.invocation.completed"
     | "external_agent.budget.warning"
-    | "external_agent.rate_limit.exceeded";
+    | "external_agent.rate_limit.exceeded"
+    | "approval.requested"
+    | "approval.approved"
+    | "approval.rejected"
+    | "approval.expired";
   organizationId: string;
   externalAgentId?: string;
   invocationId?: string;

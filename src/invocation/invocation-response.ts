@@ -149,6 +149,11 @@ export function answerFor(row: InvocationRow): InvokeAnswer {
           ...(governance.budget?.exceeded ?? {}),
         }),
       );
+    case "error":
+      return fail(
+        503,
+        new AppError("SERVICE_UNAVAILABLE", "Steward could not complete the call", { ...ids }),
+      );
     case "timeout":
       return fail(504, new AppError("UPSTREAM_TIMEOUT", "The agent did not answer in time", { ...ids }));
     case "failure":

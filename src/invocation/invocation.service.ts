@@ -292,7 +292,7 @@ class GovernedCall {
           "rate limiter unavailable; refusing the call (fail mode closed)",
         );
         await this.finish({
-          status: "failure",
+          status: "error",
           errorMessage: "rate limiting unavailable",
           releaseIdempotencyKey: true,
         });
@@ -519,7 +519,8 @@ class GovernedCall {
     this.deps.logger.error({ err: cause, invocation_id: this.row.id }, "invocation failed unexpectedly");
     try {
       await this.finish(
-        { status: "failure", errorMessage: "internal error" },
+        // Not the agent's failure: no platform notice, and the key is free for a retry.
+        { status: "error", errorMessage: "internal error", releaseIdempotencyKey: true },
         reservation ? (tx) => this.deps.budgets.release(tx, reservation) : undefined,
       );
     } catch (error) {

@@ -190,4 +190,42 @@ describe("a call that needs approval", () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.details.errors[0].field).toBe("approval_config.triggers.payload_patterns[0]");
   });
+
+  it("tells webhook subscribers and the audit trail about every step", async () => {
+    const { org, id, developer } = await setup();
+    const receiver = await startMockAgent(() => ({ status: 204 }));
+    try {
+      const subscription = await t.request({
+        method: "POST",
+        url: "/api/v1/webhooks",
+        key: org.key,
+        payload: { url: receiver.url, events: ["approval.requested", "approval.approved"] },
+      });
+      expect(subscription.statusCode, subscription.body).toBe(201);
+      const pending = (await invoke(id, developer)).json();
+      await decide(pending.approval_id, org.key, "approve");
+
+      const deadline = Date.now() + 10_000;
+      while (receiver.requests.length < 2 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      const events = receiver.requests.map(
+        (request) => JSON.parse(request.rawBody) as { type: string; data: { approval_id: string } },
+      );
+      expect(events.map((event) => event.type).sort()).toEqual(["approval.approved", "approval.requested"]);
+      expect(events.every((event) => event.data.approval_id === pending.approval_id)).toBe(true);
+
+      const { rows } = await t.steward.database.pool.query(
+        "SELECT action FROM audit_events WHERE resource_id = $1 ORDER BY id",
+        [pending.approval_id],
+      );
+      expect(rows.map((row) => row.action)).toEqual([
+        "approval.requested",
+        "approval.approved_by",
+        "approval.approved",
+        "approval.executed",
+      ]);
+    } finally {
+      await receiver.close();
+    }
+  });
 });

@@ -423,7 +423,8 @@ describe("Redis unreachable, fail mode closed", () => {
     }>;
     expect(records).toHaveLength(2);
     for (const record of records) {
-      expect(record.status).not.toBe("success");
+      // Steward's own failure, not the agent's: status error, and no platform notice.
+      expect(record.status).toBe("error");
       expect(record.error).toMatch(/rate limit/i);
       expect(record.response.status).toBeNull();
     }

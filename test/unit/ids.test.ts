@@ -31,6 +31,7 @@ describe("newId", () => {
     expect(Object.keys(ID_PREFIXES).sort()).toEqual([
       "apiKey",
       "approval",
+      "approvalRule",
       "auditEvent",
       "delivery",
       "externalAgent",

@@ -8,6 +8,10 @@ export const WEBHOOK_EVENT_TYPES = [
   "external_agent.invocation.completed",
   "external_agent.budget.warning",
   "external_agent.rate_limit.exceeded",
+  "approval.requested",
+  "approval.approved",
+  "approval.rejected",
+  "approval.expired",
 ] as const satisfies readonly OutboxEvent["type"][];
 
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
