@@ -39,9 +39,9 @@ async function serve(config: Config, logger: Logger): Promise<void> {
         "",
         `      ${steward.firstAdminKey}`,
         "",
-        "  Use it as 'Authorization: Bearer <key>'. Create more with:",
-        "      steward keys create --role developer --name my-key",
-        "  or POST /api/v1/api-keys. Set STEWARD_BOOTSTRAP_ADMIN_KEY to choose the admin key yourself.",
+        "  Use it as 'Authorization: Bearer <key>'. Create more with POST /api/v1/api-keys, or",
+        "  (server stopped, on the embedded store) npm run steward -- keys create --role developer.",
+        "  Set STEWARD_BOOTSTRAP_ADMIN_KEY to choose the admin key yourself.",
         "",
       ].join("\n"),
     );

@@ -27,6 +27,7 @@ import type {
   GovernanceSettingsService,
 } from "../governance/settings/governance-settings.service.js";
 import { newId } from "../ids.js";
+import { canonicalJson } from "../lineage/lineage-hash.js";
 import type { InvocationMetrics } from "../observability/metrics.js";
 import type { AgentClient } from "./agent-client.js";
 import type { ApprovalGate } from "./approval-gate.js";
@@ -108,7 +109,7 @@ export class InvocationService {
     }
     if (call.idempotencyKey) {
       const existing = await store.findByIdempotencyKey(organizationId, call.idempotencyKey);
-      if (existing) return this.replay(existing, agent.id);
+      if (existing) return this.replay(existing, call);
     }
 
     const now = this.clock();
@@ -168,7 +169,7 @@ export class InvocationService {
       webhookDeliveryError: null,
       webhookDeliveredAt: null,
     });
-    if (started.duplicate) return this.replay(started.row, agent.id);
+    if (started.duplicate) return this.replay(started.row, call);
 
     const invocation = new GovernedCall(this.deps, call, agent, started.row, now);
     try {
@@ -237,11 +238,19 @@ export class InvocationService {
     return held.close(approval.status === "rejected" ? "approval_rejected" : "approval_expired");
   }
 
-  /** The earlier call that holds this Idempotency-Key, if it was for the same agent. */
-  private replay(existing: InvocationRow, agentId: string): InvocationRow {
-    if (existing.externalAgentId !== agentId) {
-      throw new AppError("CONFLICT", "This Idempotency-Key was used for a call to another agent", {
-        invocation_id: existing.id,
+  /**
+   * The earlier call that holds this Idempotency-Key — only for the same credential,
+   * agent and request: a key reused for anything else is a conflict, and never a way
+   * to read another caller's result.
+   */
+  private replay(existing: InvocationRow, call: InvokeCall): InvocationRow {
+    const same =
+      existing.externalAgentId === call.agentId &&
+      existing.principalId === call.principal.id &&
+      canonicalJson(existing.requestBody) === canonicalJson(storableText(call.body));
+    if (!same) {
+      throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request", {
+        field: "idempotency-key",
       });
     }
     return existing;

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
-import { createOrgWithKey, invokeEnv, startTestSteward, type TestSteward } from "../helpers/steward.js";
+import {
+  createKey,
+  createOrgWithKey,
+  invokeEnv,
+  startTestSteward,
+  type TestSteward,
+} from "../helpers/steward.js";
 
 let t: TestSteward;
 let agent: MockAgent;
@@ -143,6 +149,13 @@ describe("a governed call", () => {
     const other = await register();
     const elsewhere = await invoke(other, { input: "once" }, { "idempotency-key": "key-123" });
     expect(elsewhere.statusCode).toBe(409);
+    // The key is bound to the request and the credential that made it.
+    const changed = await invoke(id, { input: "twice" }, { "idempotency-key": "key-123" });
+    expect(changed.statusCode).toBe(409);
+    const developer = await createKey(t, "developer");
+    const anotherCaller = await invoke(id, { input: "once" }, { "idempotency-key": "key-123" }, developer);
+    expect(anotherCaller.statusCode).toBe(409);
+    expect(anotherCaller.body).not.toContain("echo");
   });
 });
 
