@@ -34,6 +34,9 @@ CREATE TABLE approvals (
   workflow                jsonb NOT NULL,
   required_approvals      integer NOT NULL,
   expires_at              timestamptz NOT NULL,
+  -- From escalate_at on, the workflow's escalation_to may decide too.
+  escalate_at             timestamptz,
+  escalated_at            timestamptz,
   decided_at              timestamptz,
   decision_reason         text,
   created_at              timestamptz NOT NULL DEFAULT now(),
@@ -44,6 +47,8 @@ CREATE UNIQUE INDEX approvals_pending_fingerprint_key ON approvals (organization
 CREATE INDEX approvals_organization_idx ON approvals (organization_id, status, id);
 CREATE INDEX approvals_agent_idx ON approvals (organization_id, external_agent_id, status, id);
 CREATE INDEX approvals_due_idx ON approvals (expires_at) WHERE status = 'pending';
+CREATE INDEX approvals_escalation_due_idx ON approvals (escalate_at)
+  WHERE status = 'pending' AND escalated_at IS NULL;
 
 CREATE TABLE approval_decisions (
   approval_id  text NOT NULL REFERENCES approvals (id),

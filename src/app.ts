@@ -4,10 +4,10 @@ import { externalAgentRoutes } from "./agents/agent.routes.js";
 import { ExternalAgentService } from "./agents/agent.service.js";
 import { approvalRoutes } from "./approvals/approval.routes.js";
 import { ApprovalService } from "./approvals/approval.service.js";
-import { ApprovalExpiry } from "./approvals/approval-expiry.js";
 import { ApprovalRulesGate } from "./approvals/approval-gate.js";
 import { approvalRuleRoutes } from "./approvals/approval-rule.routes.js";
 import { ApprovalRuleService } from "./approvals/approval-rule.service.js";
+import { ApprovalScheduler } from "./approvals/approval-scheduler.js";
 import { registerAccessControl } from "./auth/access-control.js";
 import { apiKeyRoutes } from "./auth/api-key.routes.js";
 import { ApiKeyService } from "./auth/api-key.service.js";
@@ -172,9 +172,9 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     await server.ready();
     worker.start();
     closers.push(() => worker.stop());
-    const expiry = new ApprovalExpiry(approvals, invocationService, logger);
-    expiry.start();
-    closers.push(() => expiry.stop());
+    const approvalScheduler = new ApprovalScheduler(approvals, invocationService, logger);
+    approvalScheduler.start();
+    closers.push(() => approvalScheduler.stop());
 
     return {
       server,

@@ -82,6 +82,7 @@ export class ApprovalRulesGate implements ApprovalGate {
       requester: request.principal,
       requesterExternalUser: request.identity.userId ?? request.identity.userEmail ?? null,
       workflow,
+      createdAt: now,
       expiresAt: new Date(
         now.getTime() + durationSeconds(workflow.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
       ),

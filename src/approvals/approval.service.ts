@@ -1,15 +1,15 @@
-import { and, asc, count, desc, eq, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, isNull, lte, type SQL, sql } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
 import type { Principal } from "../auth/permissions.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { type ApprovalRow, approvalDecisions, approvals } from "../db/schema.js";
-import type { EventOutbox } from "../delivery/delivery-target.js";
+import type { EventOutbox, OutboxEvent } from "../delivery/delivery-target.js";
 import { AppError, NotFoundError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
-import type { ApprovalWorkflow } from "./approval-config.js";
+import { type ApprovalWorkflow, durationSeconds } from "./approval-config.js";
 
 const STEP_EVENTS = {
   pending: "approval.requested",
@@ -28,6 +28,7 @@ export interface NewApproval {
   requester: Principal;
   requesterExternalUser: string | null;
   workflow: ApprovalWorkflow;
+  createdAt: Date;
   expiresAt: Date;
 }
 
@@ -75,6 +76,11 @@ export class ApprovalService {
             workflow: approval.workflow as Record<string, unknown>,
             requiredApprovals: approval.workflow.required_approvals ?? 1,
             expiresAt: approval.expiresAt,
+            escalateAt: approval.workflow.escalation_after
+              ? new Date(
+                  approval.createdAt.getTime() + durationSeconds(approval.workflow.escalation_after) * 1000,
+                )
+              : null,
           })
           .returning();
         const created = inserted as ApprovalRow;
@@ -158,7 +164,7 @@ export class ApprovalService {
       }
       if (row.status !== "pending") throw new AppError("CONFLICT", `approval ${id} is already ${row.status}`);
       const workflow = row.workflow as ApprovalWorkflow;
-      if (!mayDecide(workflow, approver)) {
+      if (!mayDecide(workflow, approver, row.escalatedAt !== null)) {
         throw new AppError("FORBIDDEN", "You are not an approver of this request");
       }
       const isRequester =
@@ -202,6 +208,30 @@ export class ApprovalService {
   }
 
   /** Pending requests whose time is up, each claimed once (by whichever replica gets there first). */
+  /** Pending requests due for escalation, each escalated once across replicas and announced. */
+  async escalateDue(now: Date, limit = 50): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const due = await tx
+        .select()
+        .from(approvals)
+        .where(
+          and(eq(approvals.status, "pending"), isNull(approvals.escalatedAt), lte(approvals.escalateAt, now)),
+        )
+        .orderBy(asc(approvals.escalateAt))
+        .limit(limit)
+        .for("update", { skipLocked: true });
+      for (const row of due) {
+        const [escalated] = await tx
+          .update(approvals)
+          .set({ escalatedAt: now })
+          .where(eq(approvals.id, row.id))
+          .returning();
+        await this.announce(tx, escalated as ApprovalRow, { actor: SYSTEM_ACTOR }, "approval.escalated");
+      }
+      return due.length;
+    });
+  }
+
   async claimExpired(now: Date, limit = 50): Promise<ApprovalRow[]> {
     return this.db.transaction(async (tx) => {
       const due = await tx
@@ -244,8 +274,12 @@ export class ApprovalService {
   }
 
   /** One step of a request, in the audit trail and to webhook subscribers, with the change. */
-  private async announce(tx: DbOrTx, approval: ApprovalRow, context: RequestContext): Promise<void> {
-    const type = STEP_EVENTS[approval.status as keyof typeof STEP_EVENTS];
+  private async announce(
+    tx: DbOrTx,
+    approval: ApprovalRow,
+    context: RequestContext,
+    type: OutboxEvent["type"] = STEP_EVENTS[approval.status as keyof typeof STEP_EVENTS],
+  ): Promise<void> {
     await recordAudit(tx, context, {
       organizationId: approval.organizationId,
       action: type,
@@ -286,11 +320,17 @@ export class ApprovalService {
   }
 }
 
-function mayDecide(workflow: ApprovalWorkflow, approver: Principal): boolean {
+/**
+ * Named approvers (roles or principal ids) decide; a workflow that names none leaves it to
+ * anyone holding approvals:approve. Once escalated, the escalation targets decide too.
+ */
+function mayDecide(workflow: ApprovalWorkflow, approver: Principal, escalated: boolean): boolean {
   const roles = workflow.approver_roles ?? [];
   const users = workflow.approver_users ?? [];
   if (roles.length === 0 && users.length === 0) return true;
-  return users.includes(approver.id) || approver.roles.some((role) => roles.includes(role));
+  const named = (entries: readonly string[]) =>
+    entries.includes(approver.id) || approver.roles.some((role) => entries.includes(role));
+  return named([...users, ...roles]) || (escalated && named(workflow.escalation_to ?? []));
 }
 
 async function settle(

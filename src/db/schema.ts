@@ -338,6 +338,8 @@ export const approvals = pgTable("approvals", {
   workflow: jsonb("workflow").$type<Record<string, unknown>>().notNull(),
   requiredApprovals: integer("required_approvals").notNull(),
   expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  escalateAt: timestamp("escalate_at", { withTimezone: true }),
+  escalatedAt: timestamp("escalated_at", { withTimezone: true }),
   decidedAt: timestamp("decided_at", { withTimezone: true }),
   decisionReason: text("decision_reason"),
   createdAt: createdAt(),

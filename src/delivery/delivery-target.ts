@@ -27,7 +27,8 @@ export interface OutboxEvent {
     | "approval.requested"
     | "approval.approved"
     | "approval.rejected"
-    | "approval.expired";
+    | "approval.expired"
+    | "approval.escalated";
   organizationId: string;
   externalAgentId?: string;
   invocationId?: string;

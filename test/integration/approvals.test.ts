@@ -228,4 +228,33 @@ describe("a call that needs approval", () => {
       await receiver.close();
     }
   });
+
+  it("lets the escalation targets decide once the request is escalated", async () => {
+    const { org, id, developer } = await setup({ escalation_after: "1h", escalation_to: ["owner"] });
+    const owner = await createKey(t, "owner", org.organizationId);
+    const pending = (await invoke(id, developer)).json();
+    expect((await decide(pending.approval_id, owner, "approve")).statusCode).toBe(403);
+
+    // Bring the escalation forward instead of waiting an hour.
+    await t.steward.database.pool.query(
+      "UPDATE approvals SET escalate_at = now() - interval '1 second' WHERE id = $1",
+      [pending.approval_id],
+    );
+    const deadline = Date.now() + 10_000;
+    let escalatedAt: string | null = null;
+    while (!escalatedAt && Date.now() < deadline) {
+      escalatedAt = (
+        await t.request({ method: "GET", url: `/api/v1/approvals/${pending.approval_id}`, key: org.key })
+      ).json().escalated_at;
+      if (!escalatedAt) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(escalatedAt).not.toBeNull();
+    const approved = await decide(pending.approval_id, owner, "approve");
+    expect(approved.json()).toMatchObject({ invocation_status: "success" });
+    const { rows } = await t.steward.database.pool.query(
+      "SELECT count(*)::int AS n FROM audit_events WHERE resource_id = $1 AND action = 'approval.escalated'",
+      [pending.approval_id],
+    );
+    expect(rows[0].n).toBe(1);
+  });
 });

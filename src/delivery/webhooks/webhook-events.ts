@@ -12,6 +12,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "approval.approved",
   "approval.rejected",
   "approval.expired",
+  "approval.escalated",
 ] as const satisfies readonly OutboxEvent["type"][];
 
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];

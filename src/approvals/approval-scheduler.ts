@@ -3,11 +3,12 @@ import type { InvocationService } from "../invocation/invocation.service.js";
 import type { ApprovalService } from "./approval.service.js";
 
 /**
- * Expires approval requests on time, from the database rather than in-memory timers:
- * after a restart, or on whichever replica polls first, a due request is claimed once
- * and its call closed (or run, when the workflow says `on_timeout: approve`).
+ * Escalates and expires approval requests on time, from the database rather than
+ * in-memory timers: after a restart, or on whichever replica polls first, due work is
+ * claimed once — an escalation announced, an expired call closed (or run, when the
+ * workflow says `on_timeout: approve`).
  */
-export class ApprovalExpiry {
+export class ApprovalScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -32,9 +33,10 @@ export class ApprovalExpiry {
     await this.running;
   }
 
-  /** Settles every request that is due now. */
+  /** Escalates and settles every request that is due now. */
   async runOnce(): Promise<void> {
     try {
+      await this.approvals.escalateDue(this.clock());
       for (const approval of await this.approvals.claimExpired(this.clock())) {
         const invocation = await this.invocations.settleApproval(approval);
         await this.approvals.recordOutcome(approval, invocation.status);
