@@ -37,6 +37,9 @@ CREATE TABLE approvals (
   -- From escalate_at on, the workflow's escalation_to may decide too.
   escalate_at             timestamptz,
   escalated_at            timestamptz,
+  -- When approvers are next to be written to (the request, then reminders); null: never.
+  notify_at               timestamptz,
+  notifications_sent      integer NOT NULL DEFAULT 0,
   decided_at              timestamptz,
   decision_reason         text,
   created_at              timestamptz NOT NULL DEFAULT now(),
@@ -47,6 +50,7 @@ CREATE UNIQUE INDEX approvals_pending_fingerprint_key ON approvals (organization
 CREATE INDEX approvals_organization_idx ON approvals (organization_id, status, id);
 CREATE INDEX approvals_agent_idx ON approvals (organization_id, external_agent_id, status, id);
 CREATE INDEX approvals_due_idx ON approvals (expires_at) WHERE status = 'pending';
+CREATE INDEX approvals_notify_due_idx ON approvals (notify_at) WHERE status = 'pending';
 CREATE INDEX approvals_escalation_due_idx ON approvals (escalate_at)
   WHERE status = 'pending' AND escalated_at IS NULL;
 

@@ -8,6 +8,7 @@ import { ApprovalRulesGate } from "./approvals/approval-gate.js";
 import { approvalRuleRoutes } from "./approvals/approval-rule.routes.js";
 import { ApprovalRuleService } from "./approvals/approval-rule.service.js";
 import { ApprovalScheduler } from "./approvals/approval-scheduler.js";
+import { createSmtpMailer } from "./approvals/mailer.js";
 import { registerAccessControl } from "./auth/access-control.js";
 import { apiKeyRoutes } from "./auth/api-key.routes.js";
 import { ApiKeyService } from "./auth/api-key.service.js";
@@ -172,7 +173,15 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     await server.ready();
     worker.start();
     closers.push(() => worker.stop());
-    const approvalScheduler = new ApprovalScheduler(approvals, invocationService, logger);
+    const mailer = config.smtp ? createSmtpMailer(config.smtp) : undefined;
+    if (mailer) closers.push(async () => mailer.close());
+    const approvalScheduler = new ApprovalScheduler({
+      approvals,
+      invocations: invocationService,
+      logger,
+      mailer,
+      publicUrl: config.delivery.publicUrl,
+    });
     approvalScheduler.start();
     closers.push(() => approvalScheduler.stop());
 

@@ -52,6 +52,13 @@ export interface Config {
   /** Largest agent response body Steward reads. */
   maxResponseBytes: number;
   delivery: DeliveryConfig;
+  /** Unset: approval e-mails are not sent. */
+  smtp?: SmtpConfig;
+}
+
+export interface SmtpConfig {
+  url: string;
+  from: string;
 }
 
 export interface DeliveryConfig {
@@ -142,7 +149,16 @@ export function loadConfig(env: Env = process.env): Config {
       telegramApiUrl: httpUrl(read, "STEWARD_TELEGRAM_API_URL") ?? "https://api.telegram.org",
       notionApiUrl: httpUrl(read, "STEWARD_NOTION_API_URL") ?? "https://api.notion.com",
     },
+    smtp: smtpConfig(read),
   };
+}
+
+function smtpConfig(read: (name: string) => string | undefined): SmtpConfig | undefined {
+  const url = read("STEWARD_SMTP_URL");
+  if (!url) return undefined;
+  if (!/^smtps?:\/\/[^\s]+$/.test(url))
+    throw new ConfigError("STEWARD_SMTP_URL", "must be an smtp:// or smtps:// URL");
+  return { url, from: read("STEWARD_SMTP_FROM") ?? "Steward <steward@localhost>" };
 }
 
 function httpUrl(read: (name: string) => string | undefined, name: string): string | undefined {

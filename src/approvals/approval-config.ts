@@ -72,6 +72,13 @@ export const ApprovalWorkflow = Type.Object(
     notify: Type.Optional(
       Type.Array(Type.Enum(["email", "slack", "teams", "webhook"]), { uniqueItems: true }),
     ),
+    notify_emails: Type.Optional(
+      Type.Array(Type.String({ format: "email", maxLength: 254 }), {
+        maxItems: 50,
+        uniqueItems: true,
+        description: "Where the email channel writes (needs STEWARD_SMTP_URL)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, isNull, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
 import type { Principal } from "../auth/permissions.js";
@@ -76,6 +76,7 @@ export class ApprovalService {
             workflow: approval.workflow as Record<string, unknown>,
             requiredApprovals: approval.workflow.required_approvals ?? 1,
             expiresAt: approval.expiresAt,
+            notifyAt: emailsApprovers(approval.workflow) ? approval.createdAt : null,
             escalateAt: approval.workflow.escalation_after
               ? new Date(
                   approval.createdAt.getTime() + durationSeconds(approval.workflow.escalation_after) * 1000,
@@ -208,6 +209,60 @@ export class ApprovalService {
   }
 
   /** Pending requests whose time is up, each claimed once (by whichever replica gets there first). */
+  /**
+   * Pending requests whose approvers are due an e-mail (the request, or a reminder),
+   * each held for `leaseMs` so that one replica writes it; a crash before
+   * `notificationSent` lets the lease run out and the e-mail is sent again.
+   */
+  async claimNotifications(now: Date, leaseMs: number, limit = 20): Promise<ApprovalRow[]> {
+    return this.db.transaction(async (tx) => {
+      const due = await tx
+        .select()
+        .from(approvals)
+        .where(and(eq(approvals.status, "pending"), lte(approvals.notifyAt, now)))
+        .orderBy(asc(approvals.notifyAt))
+        .limit(limit)
+        .for("update", { skipLocked: true });
+      if (due.length > 0) {
+        await tx
+          .update(approvals)
+          .set({ notifyAt: new Date(now.getTime() + leaseMs) })
+          .where(
+            inArray(
+              approvals.id,
+              due.map((row) => row.id),
+            ),
+          );
+      }
+      return due;
+    });
+  }
+
+  /** Records an e-mail sent to approvers and schedules the next reminder, if any. */
+  async notificationSent(approval: ApprovalRow, now: Date): Promise<void> {
+    const interval = (approval.workflow as ApprovalWorkflow).reminder_interval;
+    await this.db.transaction(async (tx) => {
+      await tx
+        .update(approvals)
+        .set({
+          notifyAt: interval ? new Date(now.getTime() + durationSeconds(interval) * 1000) : null,
+          notificationsSent: sql`${approvals.notificationsSent} + 1`,
+        })
+        .where(eq(approvals.id, approval.id));
+      await recordAudit(
+        tx,
+        { actor: SYSTEM_ACTOR },
+        {
+          organizationId: approval.organizationId,
+          action: approval.notificationsSent === 0 ? "approval.notified" : "approval.reminded",
+          resourceType: "approval",
+          resourceId: approval.id,
+          details: { channel: "email" },
+        },
+      );
+    });
+  }
+
   /** Pending requests due for escalation, each escalated once across replicas and announced. */
   async escalateDue(now: Date, limit = 50): Promise<number> {
     return this.db.transaction(async (tx) => {
@@ -318,6 +373,11 @@ export class ApprovalService {
       );
     return row;
   }
+}
+
+/** Whether a workflow asks for e-mails to approvers, and says where to send them. */
+export function emailsApprovers(workflow: ApprovalWorkflow): boolean {
+  return (workflow.notify ?? []).includes("email") && (workflow.notify_emails ?? []).length > 0;
 }
 
 /**

@@ -340,6 +340,8 @@ export const approvals = pgTable("approvals", {
   expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
   escalateAt: timestamp("escalate_at", { withTimezone: true }),
   escalatedAt: timestamp("escalated_at", { withTimezone: true }),
+  notifyAt: timestamp("notify_at", { withTimezone: true }),
+  notificationsSent: integer("notifications_sent").notNull().default(0),
   decidedAt: timestamp("decided_at", { withTimezone: true }),
   decisionReason: text("decision_reason"),
   createdAt: createdAt(),

@@ -44,6 +44,7 @@ describe("loadConfig", () => {
           telegramApiUrl: "https://api.telegram.org",
           notionApiUrl: "https://api.notion.com",
         },
+        smtp: undefined,
       });
     });
 
