@@ -111,6 +111,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       timeoutMs: config.delivery.timeoutMs,
     });
     const wakeWorker = () => worker.wake();
+    const invocationOutbox = new InvocationOutbox(deliveries, webhookEvents, ADAPTERS, wakeWorker);
     const approvals = new ApprovalService(database.db, webhookEvents);
     const approvalRules = new ApprovalRuleService(database.db);
     const invocationService = new InvocationService({
@@ -120,9 +121,9 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       policies,
       limiter,
       budgets,
-      approvals: new ApprovalRulesGate(database.db, approvals, approvalRules),
+      approvals: new ApprovalRulesGate(database.db, approvals, approvalRules, invocationOutbox),
       client: agentClient,
-      outbox: new InvocationOutbox(deliveries, webhookEvents, ADAPTERS, wakeWorker),
+      outbox: invocationOutbox,
       metrics,
       logger,
       environment: config.env,

@@ -1,6 +1,7 @@
 import { and, count, eq, gte, inArray, ne, or, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { invocations } from "../db/schema.js";
+import type { InvocationOutbox } from "../delivery/invocation-outbox.js";
 import type { ApprovalGate, ApprovalVerdict } from "../invocation/approval-gate.js";
 import type { ApprovalService } from "./approval.service.js";
 import {
@@ -38,6 +39,8 @@ export class ApprovalRulesGate implements ApprovalGate {
     private readonly db: Db,
     private readonly approvals: ApprovalService,
     private readonly organizationRules: Pick<ApprovalRuleService, "forAgent">,
+    /** Asks approvers on the agent's own platform (Slack, Teams) when the workflow says so. */
+    private readonly platformNotices: Pick<InvocationOutbox, "queueApprovalNotice" | "wake">,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -62,31 +65,40 @@ export class ApprovalRulesGate implements ApprovalGate {
     // otherwise the first organization rule by name decides who approves.
     const workflow = first.rule.workflow;
     const now = this.clock();
-    const { row, reused } = await this.approvals.createOrReuse({
-      organizationId: request.agent.organizationId,
-      invocationId: request.invocationId,
-      externalAgentId: request.agent.id,
-      reasons,
-      fingerprint: approvalFingerprint({
-        agentId: request.agent.id,
-        input: request.input,
-        context: request.context,
-        identity: {
-          userId: request.identity.userId,
-          userEmail: request.identity.userEmail,
-          system: request.identity.system,
-          principalId: request.principal.id,
-        },
-      }),
-      summary: redactSummary(request.input),
-      requester: request.principal,
-      requesterExternalUser: request.identity.userId ?? request.identity.userEmail ?? null,
-      workflow,
-      createdAt: now,
-      expiresAt: new Date(
-        now.getTime() + durationSeconds(workflow.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
-      ),
-    });
+    const { row, reused } = await this.approvals.createOrReuse(
+      {
+        organizationId: request.agent.organizationId,
+        invocationId: request.invocationId,
+        externalAgentId: request.agent.id,
+        reasons,
+        fingerprint: approvalFingerprint({
+          agentId: request.agent.id,
+          input: request.input,
+          context: request.context,
+          identity: {
+            userId: request.identity.userId,
+            userEmail: request.identity.userEmail,
+            system: request.identity.system,
+            principalId: request.principal.id,
+          },
+        }),
+        summary: redactSummary(request.input),
+        requester: request.principal,
+        requesterExternalUser: request.identity.userId ?? request.identity.userEmail ?? null,
+        workflow,
+        createdAt: now,
+        expiresAt: new Date(
+          now.getTime() + durationSeconds(workflow.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+        ),
+      },
+      (tx, created) =>
+        this.platformNotices.queueApprovalNotice(
+          tx,
+          { id: created.id, invocationId: created.invocationId, notify: workflow.notify ?? [] },
+          request.agent,
+        ),
+    );
+    if (!reused) this.platformNotices.wake();
     return {
       required: true,
       approvalId: row.id,

@@ -54,8 +54,14 @@ export class ApprovalService {
     private readonly events: EventOutbox,
   ) {}
 
-  /** Creates a request, or answers the pending one for the very same call (same fingerprint). */
-  async createOrReuse(approval: NewApproval): Promise<{ row: ApprovalRow; reused: boolean }> {
+  /**
+   * Creates a request, or answers the pending one for the very same call (same
+   * fingerprint). `alongside` runs in the creating transaction (queued notices).
+   */
+  async createOrReuse(
+    approval: NewApproval,
+    alongside?: (tx: DbOrTx, created: ApprovalRow) => Promise<unknown>,
+  ): Promise<{ row: ApprovalRow; reused: boolean }> {
     const pending = await this.findPending(approval.organizationId, approval.fingerprint);
     if (pending) return { row: pending, reused: true };
     try {
@@ -88,6 +94,7 @@ export class ApprovalService {
         await this.announce(tx, created, {
           actor: { type: approval.requester.type, id: approval.requester.id },
         });
+        await alongside?.(tx, created);
         return created;
       });
       return { row, reused: false };

@@ -74,6 +74,27 @@ export class DeliveryStore {
     });
   }
 
+  /** Queues a message to the agent's platform asking for a held call's approval. */
+  async enqueueApprovalNotice(
+    tx: DbOrTx,
+    notice: {
+      organizationId: string;
+      externalAgentId: string;
+      invocationId: string;
+      platform: string;
+      approvalId: string;
+    },
+  ): Promise<void> {
+    const { approvalId, ...delivery } = notice;
+    await tx.insert(deliveries).values({
+      id: newId("delivery"),
+      target: "platform",
+      eventType: "approval.requested",
+      payload: { approval_id: approvalId },
+      ...delivery,
+    });
+  }
+
   /**
    * Claims up to `limit` due deliveries for this worker, skipping rows other workers
    * hold (SKIP LOCKED) and paused endpoints, and taking no more for one endpoint than

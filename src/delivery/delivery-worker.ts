@@ -186,7 +186,7 @@ export class DeliveryWorker {
     delivery: DeliveryRow,
     attempt: AttemptRecord,
   ): Promise<void> {
-    if (delivery.target !== "platform" || !delivery.invocationId) return;
+    if (delivery.eventType !== "external_agent.invocation.completed" || !delivery.invocationId) return;
     const status =
       attempt.outcome === "delivered" ? "delivered" : attempt.outcome === "retry" ? "failed" : "dead";
     await tx

@@ -22,6 +22,32 @@ export class InvocationOutbox {
     readonly wake: () => void,
   ) {}
 
+  /**
+   * Asks for a held call's approval on the agent's own platform, when the workflow's
+   * `notify` names that platform (e.g. "slack" for a Slack agent) and it has a destination.
+   */
+  async queueApprovalNotice(
+    tx: DbOrTx,
+    approval: { id: string; invocationId: string; notify: readonly string[] },
+    agent: ExternalAgentRow,
+  ): Promise<boolean> {
+    const platform = agent.platform as Platform;
+    if (
+      !approval.notify.includes(platform) ||
+      !this.adapters[platform].deliversTo(maskSecrets(agent.platformConfig))
+    ) {
+      return false;
+    }
+    await this.store.enqueueApprovalNotice(tx, {
+      organizationId: agent.organizationId,
+      externalAgentId: agent.id,
+      invocationId: approval.invocationId,
+      platform,
+      approvalId: approval.id,
+    });
+    return true;
+  }
+
   /** Queues the deliveries of a final invocation; answers the columns the invocation shows. */
   async queue(
     tx: DbOrTx,

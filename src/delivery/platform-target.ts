@@ -2,7 +2,7 @@ import { and, eq } from "drizzle-orm";
 import type { ExternalAgentService } from "../agents/agent.service.js";
 import type { Platform } from "../agents/agent-kinds.js";
 import type { Db } from "../db/database.js";
-import { type DeliveryRow, type InvocationRow, invocations } from "../db/schema.js";
+import { approvals, type DeliveryRow, type InvocationRow, invocations } from "../db/schema.js";
 import { outputOf } from "../invocation/invocation-response.js";
 import type { AdapterContext, AdapterRegistry, InvocationNotice } from "./adapters/adapter.js";
 import type { DeliveryTarget, PreparedDelivery } from "./delivery-target.js";
@@ -54,9 +54,30 @@ export class PlatformDeliveryTarget implements DeliveryTarget {
       ...this.context,
       signingSecret: agent.signingSecret,
     });
+    const approvalId = delivery.payload?.approval_id;
+    const notice =
+      typeof approvalId === "string"
+        ? await this.approvalNotice(invocation, approvalId)
+        : noticeOf(invocation, this.context.publicUrl);
+    if (!notice) return { skip: "the approval request no longer exists" };
+    return { payload: adapter.format(notice), deliver: adapter.deliver };
+  }
+
+  /** The same message form, telling approvers a call waits for them and linking to the request. */
+  private async approvalNotice(
+    invocation: InvocationRow,
+    approvalId: string,
+  ): Promise<InvocationNotice | undefined> {
+    const [approval] = await this.db
+      .select()
+      .from(approvals)
+      .where(and(eq(approvals.organizationId, invocation.organizationId), eq(approvals.id, approvalId)));
+    if (!approval) return undefined;
     return {
-      payload: adapter.format(noticeOf(invocation, this.context.publicUrl)),
-      deliver: adapter.deliver,
+      ...noticeOf(invocation, this.context.publicUrl),
+      status: "pending_approval",
+      output: `Approval needed: ${approval.reasons.join("; ")}. Request: ${approval.summary}`,
+      dashboardUrl: `${this.context.publicUrl}/approvals/${approval.id}`,
     };
   }
 }

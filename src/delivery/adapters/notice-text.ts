@@ -6,7 +6,8 @@ import { truncate } from "./truncate.js";
 /** success is green; failure and timeout red; refusals by governance amber. */
 export type Tone = "success" | "failure" | "refusal";
 
-const REFUSALS = new Set(["policy_denied", "rate_limited", "budget_exceeded"]);
+/** Amber: refused by governance, or waiting for a person. */
+const REFUSALS = new Set(["policy_denied", "rate_limited", "budget_exceeded", "pending_approval"]);
 
 export function toneOf(status: string): Tone {
   if (status === "success") return "success";
@@ -27,6 +28,7 @@ const STATUS_LABELS: Record<string, string> = {
   policy_denied: "Denied by policy",
   rate_limited: "Rate limited",
   budget_exceeded: "Budget exceeded",
+  pending_approval: "Waiting for approval",
 };
 
 /** A status newer than this code is shown as it is rather than dropped. */

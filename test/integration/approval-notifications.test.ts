@@ -82,4 +82,37 @@ describe("approval e-mails", () => {
     );
     expect(rows.map((row) => row.action)).toEqual(["approval.notified", "approval.reminded"]);
   });
+
+  it("asks for approval on the agent's own Slack channel, linking to the request", async () => {
+    const slack = await startMockAgent(() => ({ status: 200, body: "ok" }));
+    try {
+      const registered = await t.request({
+        method: "POST",
+        url: "/api/v1/external-agents",
+        payload: {
+          name: "slack-held",
+          platform: "slack",
+          webhook_url: agent.url,
+          platform_config: { webhook_url: slack.url, channel: "#approvals" },
+          approval_config: {
+            triggers: { payload_patterns: ["delete"] },
+            workflow: { approver_roles: ["admin"], notify: ["slack"] },
+          },
+        },
+      });
+      expect(registered.statusCode, registered.body).toBe(201);
+      const held = await t.request({
+        method: "POST",
+        url: `/api/v1/external-agents/${registered.json().id}/invoke`,
+        payload: { input: "delete the staging database" },
+      });
+      expect(held.statusCode).toBe(202);
+      await until(() => slack.requests.length >= 1);
+      const message = JSON.stringify(slack.requests[0]?.body);
+      expect(message).toContain("Waiting for approval");
+      expect(message).toContain(`https://steward.example.org/approvals/${held.json().approval_id}`);
+    } finally {
+      await slack.close();
+    }
+  });
 });
