@@ -257,4 +257,61 @@ describe("a call that needs approval", () => {
     );
     expect(rows[0].n).toBe(1);
   });
+
+  it("runs the call when the request times out and the workflow says on_timeout: approve", async () => {
+    const { org, id, developer } = await setup({ on_timeout: "approve" });
+    const before = agent.requests.length;
+    const pending = (await invoke(id, developer)).json();
+    await t.steward.database.pool.query(
+      "UPDATE approvals SET expires_at = now() - interval '1 second' WHERE id = $1",
+      [pending.approval_id],
+    );
+    const deadline = Date.now() + 10_000;
+    let status = "";
+    while (Date.now() < deadline && status !== "success") {
+      status = (
+        await t.request({ method: "GET", url: `/api/v1/invocations/${pending.invocation_id}`, key: org.key })
+      ).json().status;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(status).toBe("success");
+    expect(agent.requests.length).toBe(before + 1);
+  });
+
+  it("keeps pending requests across a restart, and still expires them", async () => {
+    const { org, id, developer } = await setup();
+    const pending = (await invoke(id, developer)).json();
+    // A second Steward on the same database stands in for the restarted process.
+    const restarted = await startTestSteward(
+      "postgres",
+      invokeEnv({ STEWARD_DB_SCHEMA: t.steward.database.schema, STEWARD_BOOTSTRAP_ADMIN_KEY: t.adminKey }),
+    );
+    try {
+      const listed = await restarted.request({
+        method: "GET",
+        url: `/api/v1/external-agents/${id}/approvals/pending`,
+        key: org.key,
+      });
+      expect(listed.json().items.map((item: { id: string }) => item.id)).toContain(pending.approval_id);
+      await t.steward.database.pool.query(
+        "UPDATE approvals SET expires_at = now() - interval '1 second' WHERE id = $1",
+        [pending.approval_id],
+      );
+      const deadline = Date.now() + 10_000;
+      let status = "";
+      while (Date.now() < deadline && status !== "expired") {
+        status = (
+          await restarted.request({
+            method: "GET",
+            url: `/api/v1/approvals/${pending.approval_id}`,
+            key: org.key,
+          })
+        ).json().status;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(status).toBe("expired");
+    } finally {
+      await restarted.close();
+    }
+  });
 });
