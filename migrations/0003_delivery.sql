@@ -22,7 +22,8 @@ CREATE INDEX webhook_subscriptions_organization_idx ON webhook_subscriptions (or
 CREATE TABLE deliveries (
   id                 text PRIMARY KEY,
   organization_id    text NOT NULL REFERENCES organizations (id),
-  -- 'platform': an invocation's result to its agent's platform; 'webhook': an event to a subscription.
+  -- 'platform': an invocation's result to its agent's platform; 'webhook': an event to a
+  -- subscription; 'callback': a held call's result to the callback_url given at invoke.
   target             text NOT NULL,
   event_type         text NOT NULL,
   external_agent_id  text REFERENCES external_agents (id),
@@ -40,7 +41,7 @@ CREATE TABLE deliveries (
   created_at         timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now(),
   delivered_at       timestamptz,
-  CONSTRAINT deliveries_target_check CHECK (target IN ('platform', 'webhook')),
+  CONSTRAINT deliveries_target_check CHECK (target IN ('platform', 'webhook', 'callback')),
   CONSTRAINT deliveries_status_check CHECK (status IN ('pending', 'delivering', 'delivered', 'failed', 'dead'))
 );
 -- What the workers poll: due rows, and rows whose worker's lease ran out.

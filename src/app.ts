@@ -20,6 +20,7 @@ import { createSecretBox } from "./crypto/key-ring.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { runMigrations } from "./db/migrate.js";
 import { ADAPTERS } from "./delivery/adapters/registry.js";
+import { CallbackDeliveryTarget } from "./delivery/callback-target.js";
 import { deliveryRoutes } from "./delivery/delivery.routes.js";
 import { DeliveryStore } from "./delivery/delivery-store.js";
 import { DeliveryWorker } from "./delivery/delivery-worker.js";
@@ -103,6 +104,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
           notionApiUrl: config.delivery.notionApiUrl,
         }),
         webhook: new WebhookDeliveryTarget(database.db, secretBox),
+        callback: new CallbackDeliveryTarget(database.db),
       },
       send: sender.send,
       logger,

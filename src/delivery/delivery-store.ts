@@ -13,15 +13,19 @@ import { NotFoundError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
 
-/** A delivery's endpoint: the agent's platform, or a webhook subscription. Paused and capped as one. */
-export const ENDPOINT_KEY = sql`CASE target WHEN 'platform' THEN 'agent:' || external_agent_id ELSE 'webhook:' || subscription_id END`;
+/**
+ * A delivery's endpoint — the agent's platform, a webhook subscription, or one call's
+ * callback URL — paused and capped as one.
+ */
+export const ENDPOINT_KEY = sql`CASE target WHEN 'platform' THEN 'agent:' || external_agent_id
+  WHEN 'webhook' THEN 'webhook:' || subscription_id ELSE 'callback:' || invocation_id END`;
 
 export function endpointOf(
-  delivery: Pick<DeliveryRow, "target" | "externalAgentId" | "subscriptionId">,
+  delivery: Pick<DeliveryRow, "target" | "externalAgentId" | "subscriptionId" | "invocationId">,
 ): string {
-  return delivery.target === "platform"
-    ? `agent:${delivery.externalAgentId}`
-    : `webhook:${delivery.subscriptionId}`;
+  if (delivery.target === "platform") return `agent:${delivery.externalAgentId}`;
+  if (delivery.target === "webhook") return `webhook:${delivery.subscriptionId}`;
+  return `callback:${delivery.invocationId}`;
 }
 
 const STREAK_GAP_MS = 3_600_000;
@@ -71,6 +75,19 @@ export class DeliveryStore {
       target: "platform",
       eventType: "external_agent.invocation.completed",
       ...delivery,
+    });
+  }
+
+  /** Queues a held call's result for the callback_url its requester gave. */
+  async enqueueCallback(
+    tx: DbOrTx,
+    callback: { organizationId: string; externalAgentId: string; invocationId: string },
+  ): Promise<void> {
+    await tx.insert(deliveries).values({
+      id: newId("delivery"),
+      target: "callback",
+      eventType: "external_agent.invocation.completed",
+      ...callback,
     });
   }
 
@@ -283,6 +300,7 @@ export class DeliveryStore {
           target: deliveries.target,
           externalAgentId: deliveries.externalAgentId,
           subscriptionId: deliveries.subscriptionId,
+          invocationId: deliveries.invocationId,
         });
       const endpoints = [...new Set(requeued.map(endpointOf))];
       if (endpoints.length > 0) {

@@ -12,7 +12,7 @@ import { nextAttemptDelay } from "./retry-schedule.js";
 
 export interface DeliveryWorkerOptions {
   store: DeliveryStore;
-  targets: Record<"platform" | "webhook", DeliveryTarget>;
+  targets: Record<"platform" | "webhook" | "callback", DeliveryTarget>;
   send: HttpSender;
   logger: Logger;
   retryDelaysMs: readonly number[];
@@ -149,7 +149,8 @@ export class DeliveryWorker {
   private async attempt(delivery: DeliveryRow): Promise<DeliveryOutcome> {
     const { targets, send, timeoutMs } = this.options;
     try {
-      const prepared = await targets[delivery.target as "platform" | "webhook"].prepare(delivery);
+      const prepared =
+        await targets[delivery.target as keyof DeliveryWorkerOptions["targets"]].prepare(delivery);
       if ("skip" in prepared) return { delivered: false, retryable: false, error: prepared.skip };
       // The same id on every attempt: the receiver's idempotency key.
       prepared.payload.headers["x-steward-delivery-id"] = delivery.id;

@@ -3,6 +3,7 @@ import { maskSecrets } from "../agents/credentials.js";
 import type { DbOrTx } from "../db/database.js";
 import type { ExternalAgentRow, InvocationRow } from "../db/schema.js";
 import type { AdapterRegistry } from "./adapters/adapter.js";
+import { callbackUrlOf } from "./callback-target.js";
 import type { DeliveryStore } from "./delivery-store.js";
 import type { EventOutbox } from "./delivery-target.js";
 
@@ -70,6 +71,11 @@ export class InvocationOutbox {
           reset_seconds: limit.reset_seconds,
         },
       });
+    }
+    // A call that waited for approval tells its requester how it ended, when asked to.
+    const held = (invocation.governance as { approval?: { required?: boolean } }).approval?.required === true;
+    if (held && callbackUrlOf(invocation.requestBody)) {
+      await this.store.enqueueCallback(tx, { organizationId, externalAgentId, invocationId });
     }
     if (!COMPLETED.has(invocation.status)) return { webhookDeliveryStatus: null };
     await this.events.publish(tx, {

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import Type from "typebox";
 import { AgentIdParams } from "../agents/agent.schemas.js";
 import type { ExternalAgentService } from "../agents/agent.service.js";
+import { httpUrlProblem } from "../agents/http-url.js";
 import { ValidationError } from "../errors.js";
 import { API_SECURITY, errorResponses } from "../http/openapi.js";
 import { PageQuery, Paginated, pageRequest, toPage } from "../http/pagination.js";
@@ -23,6 +24,12 @@ const InvokeBody = Type.Object(
     ),
     metadata: Type.Optional(
       Type.Record(Type.String(), Type.Unknown(), { description: "Passed to the agent" }),
+    ),
+    callback_url: Type.Optional(
+      Type.String({
+        maxLength: 2048,
+        description: "For a call that waits for approval: where its result is POSTed once it ends",
+      }),
     ),
   },
   { additionalProperties: false },
@@ -104,6 +111,8 @@ export function invocationRoutes(
       },
       async (request, reply) => {
         const { identity, errors } = readCallerIdentity(request.headers);
+        const callbackProblem = request.body.callback_url ? httpUrlProblem(request.body.callback_url) : null;
+        if (callbackProblem) errors.push({ field: "callback_url", message: callbackProblem });
         if (errors.length > 0) throw new ValidationError(errors);
         const row = await invocationService.invoke({
           principal: request.principal,

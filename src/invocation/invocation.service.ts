@@ -41,6 +41,7 @@ export interface InvokeBody {
   input: string;
   context?: Record<string, unknown>;
   metadata?: Record<string, unknown>;
+  callback_url?: string;
 }
 
 export interface InvokeCall {

@@ -76,11 +76,16 @@ describe("approval e-mails", () => {
     await t.steward.database.pool.query("UPDATE approvals SET notify_at = now() WHERE id = $1", [approvalId]);
     await until(() => smtp.messages.length >= 2);
     expect(smtp.messages[1]?.text).toMatch(/Reminder/);
-    const { rows } = await t.steward.database.pool.query(
-      "SELECT action FROM audit_events WHERE resource_id = $1 AND action IN ('approval.notified', 'approval.reminded') ORDER BY id",
-      [approvalId],
-    );
-    expect(rows.map((row) => row.action)).toEqual(["approval.notified", "approval.reminded"]);
+    // The scheduler records a send after the server took it.
+    const steps = async () =>
+      (
+        await t.steward.database.pool.query<{ action: string }>(
+          "SELECT action FROM audit_events WHERE resource_id = $1 AND action IN ('approval.notified', 'approval.reminded') ORDER BY id",
+          [approvalId],
+        )
+      ).rows.map((row) => row.action);
+    await until(async () => (await steps()).length >= 2);
+    expect(await steps()).toEqual(["approval.notified", "approval.reminded"]);
   });
 
   it("asks for approval on the agent's own Slack channel, linking to the request", async () => {

@@ -314,4 +314,39 @@ describe("a call that needs approval", () => {
       await restarted.close();
     }
   });
+
+  it("posts the result to the callback_url given at invoke once the approved call has run", async () => {
+    const { org, id, developer } = await setup();
+    const receiver = await startMockAgent(() => ({ status: 204 }));
+    try {
+      const refused = await t.request({
+        method: "POST",
+        url: `/api/v1/external-agents/${id}/invoke`,
+        key: developer,
+        payload: { input: "pay out", callback_url: "ftp://example.org/x" },
+      });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().error.details.errors[0].field).toBe("callback_url");
+
+      const held = await t.request({
+        method: "POST",
+        url: `/api/v1/external-agents/${id}/invoke`,
+        key: developer,
+        payload: { input: "pay out", callback_url: receiver.url },
+      });
+      expect(held.statusCode).toBe(202);
+      await decide(held.json().approval_id, org.key, "approve");
+      const deadline = Date.now() + 10_000;
+      while (receiver.requests.length === 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(receiver.requests[0]?.body).toMatchObject({
+        invocation_id: held.json().invocation_id,
+        status: "success",
+        output: "echo: pay out",
+      });
+      expect(receiver.requests[0]?.headers["x-steward-delivery-id"]).toMatch(/^dlv_/);
+    } finally {
+      await receiver.close();
+    }
+  });
 });
