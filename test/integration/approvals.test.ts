@@ -1,3 +1,4 @@
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import {
@@ -208,8 +209,14 @@ describe("a call that needs approval", () => {
       const deadline = Date.now() + 10_000;
       while (receiver.requests.length < 2 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 50));
+      // Each event carries a valid Standard Webhooks signature made with the subscription's secret.
+      const webhook = new Webhook(subscription.json().secret);
       const events = receiver.requests.map(
-        (request) => JSON.parse(request.rawBody) as { type: string; data: { approval_id: string } },
+        (request) =>
+          webhook.verify(request.rawBody, request.headers as Record<string, string>) as {
+            type: string;
+            data: { approval_id: string };
+          },
       );
       expect(events.map((event) => event.type).sort()).toEqual(["approval.approved", "approval.requested"]);
       expect(events.every((event) => event.data.approval_id === pending.approval_id)).toBe(true);
