@@ -1,9 +1,9 @@
-import { and, eq } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { type DeliveryRow, invocations } from "../db/schema.js";
+import type { DeliveryRow } from "../db/schema.js";
 import { answerFor } from "../invocation/invocation-response.js";
 import type { DeliveryTarget, PreparedDelivery } from "./delivery-target.js";
 import { outcomeOf } from "./http-outcome.js";
+import { invocationOf } from "./platform-target.js";
 
 /** The callback URL a requester gave at invoke, if it gave one. */
 export function callbackUrlOf(requestBody: unknown): string | undefined {
@@ -20,15 +20,7 @@ export class CallbackDeliveryTarget implements DeliveryTarget {
   constructor(private readonly db: Db) {}
 
   async prepare(delivery: DeliveryRow): Promise<PreparedDelivery | { skip: string }> {
-    const [invocation] = await this.db
-      .select()
-      .from(invocations)
-      .where(
-        and(
-          eq(invocations.organizationId, delivery.organizationId),
-          eq(invocations.id, delivery.invocationId ?? ""),
-        ),
-      );
+    const invocation = await invocationOf(this.db, delivery);
     const url = invocation ? callbackUrlOf(invocation.requestBody) : undefined;
     if (!invocation || !url) return { skip: "the invocation or its callback URL no longer exists" };
     const answer = answerFor(invocation);

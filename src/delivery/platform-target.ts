@@ -7,6 +7,20 @@ import { outputOf } from "../invocation/invocation-response.js";
 import type { AdapterContext, AdapterRegistry, InvocationNotice } from "./adapters/adapter.js";
 import type { DeliveryTarget, PreparedDelivery } from "./delivery-target.js";
 
+/** The invocation a delivery reports on, within the delivery's organization. */
+export async function invocationOf(db: Db, delivery: DeliveryRow): Promise<InvocationRow | undefined> {
+  const [invocation] = await db
+    .select()
+    .from(invocations)
+    .where(
+      and(
+        eq(invocations.organizationId, delivery.organizationId),
+        eq(invocations.id, delivery.invocationId ?? ""),
+      ),
+    );
+  return invocation;
+}
+
 /** The parts of a message every platform shows, from a final invocation. */
 export function noticeOf(row: InvocationRow, publicUrl: string): InvocationNotice {
   return {
@@ -36,15 +50,7 @@ export class PlatformDeliveryTarget implements DeliveryTarget {
   ) {}
 
   async prepare(delivery: DeliveryRow): Promise<PreparedDelivery | { skip: string }> {
-    const [invocation] = await this.db
-      .select()
-      .from(invocations)
-      .where(
-        and(
-          eq(invocations.organizationId, delivery.organizationId),
-          eq(invocations.id, delivery.invocationId ?? ""),
-        ),
-      );
+    const invocation = await invocationOf(this.db, delivery);
     if (!invocation) return { skip: "the invocation no longer exists" };
     const agent = await this.agents.loadForDelivery(delivery.organizationId, invocation.externalAgentId);
     const definition = this.adapters[agent.row.platform as Platform];

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../helpers/eventually.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { startSmtpServer, type TestSmtpServer } from "../helpers/smtp-server.js";
 import { createKey, invokeEnv, startTestSteward, type TestSteward } from "../helpers/steward.js";
@@ -20,11 +21,6 @@ afterAll(async () => {
   await agent?.close();
   await smtp?.close();
 });
-
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-}
 
 describe("approval e-mails", () => {
   it("writes to the approvers with the redacted request, then reminds them", async () => {
