@@ -1,26 +1,57 @@
 /**
- * A small read-through cache for data read on every invocation but changed rarely
- * (organization settings, policies). Entries live `ttlMs`; this process's own writes
- * invalidate at once, other replicas see a change within `ttlMs`.
+ * A short-lived read-through cache for what the invoke path reads on every call but
+ * rarely changes (organization settings, policies, approval rules, webhook
+ * subscriptions), keyed by organization.
+ *
+ * Writes made through this process invalidate their key at once. Other replicas learn of
+ * a change only when their entry expires: a change takes effect everywhere within the
+ * TTL (2 s where it is used), not instantly.
  */
-export class TtlCache<V> {
-  private readonly entries = new Map<string, { value: Promise<V>; expiresAt: number }>();
+
+interface Entry<T> {
+  expiresAt: number;
+  value: Promise<T>;
+}
+
+/** Bounds memory when many organizations invoke; the oldest entry goes first. */
+const MAX_ENTRIES = 10_000;
+
+export class TtlCache<T> {
+  private readonly entries = new Map<string, Entry<T>>();
 
   constructor(
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  get(key: string, load: () => Promise<V>): Promise<V> {
-    const entry = this.entries.get(key);
-    if (entry && entry.expiresAt > this.now()) return entry.value;
-    const value = load();
-    this.entries.set(key, { value, expiresAt: this.now() + this.ttlMs });
-    // A failed load must not be served from the cache.
-    value.catch(() => this.entries.delete(key));
-    return value;
+  /**
+   * The cached value for `key`, or `load()`'s. Concurrent misses share one load.
+   * The promise is cached rather than its result, so an invalidation that lands while a
+   * load is in flight removes that load too and a stale result is never kept.
+   */
+  get(key: string, load: () => Promise<T>): Promise<T> {
+    const now = this.now();
+    const cached = this.entries.get(key);
+    if (cached && cached.expiresAt > now) return cached.value;
+
+    // A real promise, settled once: a lazy thenable (a Drizzle query) would run again on
+    // every await, and a synchronous throw becomes a rejection.
+    const value = new Promise<T>((resolve) => resolve(load()));
+    const entry: Entry<T> = { expiresAt: now + this.ttlMs, value };
+    this.entries.delete(key);
+    if (this.entries.size >= MAX_ENTRIES) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(key, entry);
+    // A failed load is not remembered: the next call tries again.
+    entry.value.catch(() => {
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+    });
+    return entry.value;
   }
 
+  /** Forgets an organization's entry; call after a write has committed. */
   invalidate(key: string): void {
     this.entries.delete(key);
   }

@@ -1,5 +1,6 @@
 import { and, asc, count, desc, eq, type SQL } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../../audit/audit.js";
+import { TtlCache } from "../../cache/ttl-cache.js";
 import type { Db } from "../../db/database.js";
 import { isUniqueViolation } from "../../db/errors.js";
 import { type PolicyRow, policies } from "../../db/schema.js";
@@ -10,7 +11,6 @@ import { type PolicyEffect, parseCedarPolicy } from "./cedar.js";
 import { parseConditions } from "./condition-parser.js";
 import type { Condition } from "./conditions.js";
 import type { CreatePolicyBody, Policy, UpdatePolicyBody } from "./policy.schemas.js";
-import { PolicyCache } from "./policy-cache.js";
 import type { EvaluablePolicy } from "./policy-engine.js";
 
 export interface PolicyServiceOptions {
@@ -91,13 +91,13 @@ function prepareRule(
 
 /** Organization policies: CRUD scoped to one organization, and the view evaluation reads. */
 export class PolicyService {
-  private readonly cache: PolicyCache<readonly EvaluablePolicy[]>;
+  private readonly cache: TtlCache<readonly EvaluablePolicy[]>;
 
   constructor(
     private readonly db: Db,
     options: PolicyServiceOptions = {},
   ) {
-    this.cache = new PolicyCache(options.cacheTtlMs ?? 2000, options.now);
+    this.cache = new TtlCache(options.cacheTtlMs ?? 2000, options.now);
   }
 
   async create(organizationId: string, body: CreatePolicyBody, context: RequestContext): Promise<Policy> {

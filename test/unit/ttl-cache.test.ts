@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PolicyCache } from "../../src/governance/policies/policy-cache.js";
+import { TtlCache } from "../../src/cache/ttl-cache.js";
 
 function deferred<T>() {
   let resolve: (value: T) => void = () => {};
@@ -9,11 +9,11 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
-describe("PolicyCache", () => {
+describe("TtlCache", () => {
   it("keeps a value for the TTL, then loads again", async () => {
     let now = 0;
     let loads = 0;
-    const cache = new PolicyCache<number>(2000, () => now);
+    const cache = new TtlCache<number>(2000, () => now);
     const load = async () => ++loads;
     expect(await cache.get("org", load)).toBe(1);
     now = 1999;
@@ -24,7 +24,7 @@ describe("PolicyCache", () => {
 
   it("shares one load between concurrent misses, per organization", async () => {
     let loads = 0;
-    const cache = new PolicyCache<string>(2000, () => 0);
+    const cache = new TtlCache<string>(2000, () => 0);
     const load = async () => `load ${++loads}`;
     const [a, b, other] = await Promise.all([
       cache.get("a", load),
@@ -37,7 +37,7 @@ describe("PolicyCache", () => {
   });
 
   it("never keeps a load that was in flight when the organization was invalidated", async () => {
-    const cache = new PolicyCache<string>(2000, () => 0);
+    const cache = new TtlCache<string>(2000, () => 0);
     const stale = deferred<string>();
     const inFlight = cache.get("org", () => stale.promise);
     cache.invalidate("org");
@@ -47,7 +47,7 @@ describe("PolicyCache", () => {
   });
 
   it("forgets a failed load, synchronous throws included", async () => {
-    const cache = new PolicyCache<string>(2000, () => 0);
+    const cache = new TtlCache<string>(2000, () => 0);
     await expect(cache.get("org", async () => Promise.reject(new Error("db down")))).rejects.toThrow(
       "db down",
     );
@@ -63,7 +63,7 @@ describe("PolicyCache", () => {
     let runs = 0;
     // biome-ignore lint/suspicious/noThenProperty: a lazy thenable (like a Drizzle query) is what is under test
     const lazy = { then: (resolve: (value: number) => void) => resolve(++runs) };
-    const cache = new PolicyCache<number>(2000, () => 0);
+    const cache = new TtlCache<number>(2000, () => 0);
     await cache.get("org", () => lazy as unknown as Promise<number>);
     await cache.get("org", () => lazy as unknown as Promise<number>);
     expect(runs).toBe(1);
