@@ -31,11 +31,15 @@ export const organizations = pgTable("organizations", {
   budgetConfig: jsonb("budget_config").$type<Record<string, unknown>>().notNull().default({}),
 });
 
+/** The owning organization: every tenant table has one. */
+const organizationRef = () =>
+  text("organization_id")
+    .notNull()
+    .references(() => organizations.id);
+
 export const users = pgTable("users", {
   id: text("id").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   email: text("email").notNull(),
   name: text("name"),
   createdAt: createdAt(),
@@ -45,9 +49,7 @@ export const apiKeys = pgTable(
   "api_keys",
   {
     id: text("id").primaryKey(),
-    organizationId: text("organization_id")
-      .notNull()
-      .references(() => organizations.id),
+    organizationId: organizationRef(),
     userId: text("user_id").references(() => users.id),
     name: text("name").notNull(),
     role: text("role").notNull(),
@@ -67,9 +69,7 @@ export const auditEvents = pgTable(
   "audit_events",
   {
     id: text("id").primaryKey(),
-    organizationId: text("organization_id")
-      .notNull()
-      .references(() => organizations.id),
+    organizationId: organizationRef(),
     actorType: text("actor_type").notNull(),
     actorId: text("actor_id").notNull(),
     action: text("action").notNull(),
@@ -89,9 +89,7 @@ export const externalAgents = pgTable(
   "external_agents",
   {
     id: text("id").primaryKey(),
-    organizationId: text("organization_id")
-      .notNull()
-      .references(() => organizations.id),
+    organizationId: organizationRef(),
     name: text("name").notNull(),
     description: text("description"),
     platform: text("platform").notNull(),
@@ -129,9 +127,7 @@ export type OrganizationRow = typeof organizations.$inferSelect;
 
 export const policies = pgTable("policies", {
   id: text("id").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   name: text("name").notNull(),
   description: text("description"),
   effect: text("effect").notNull(),
@@ -147,9 +143,7 @@ export const policies = pgTable("policies", {
 export const budgetUsage = pgTable(
   "budget_usage",
   {
-    organizationId: text("organization_id")
-      .notNull()
-      .references(() => organizations.id),
+    organizationId: organizationRef(),
     scope: text("scope").notNull(),
     scopeId: text("scope_id").notNull(),
     period: text("period").notNull(),
@@ -165,9 +159,7 @@ export const budgetUsage = pgTable(
 
 export const invocations = pgTable("invocations", {
   id: text("id").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   externalAgentId: text("external_agent_id")
     .notNull()
     .references(() => externalAgents.id),
@@ -233,9 +225,7 @@ export type BudgetUsageRow = typeof budgetUsage.$inferSelect;
 
 export const webhookSubscriptions = pgTable("webhook_subscriptions", {
   id: text("id").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   url: text("url").notNull(),
   events: text("events").array().notNull(),
   description: text("description"),
@@ -250,9 +240,7 @@ export const webhookSubscriptions = pgTable("webhook_subscriptions", {
 
 export const deliveries = pgTable("deliveries", {
   id: text("id").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   target: text("target").notNull(),
   eventType: text("event_type").notNull(),
   externalAgentId: text("external_agent_id").references(() => externalAgents.id),
@@ -289,9 +277,7 @@ export const deliveryAttempts = pgTable(
 
 export const deliveryEndpoints = pgTable("delivery_endpoints", {
   endpoint: text("endpoint").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   failingSince: timestamp("failing_since", { withTimezone: true }),
   lastFailureAt: timestamp("last_failure_at", { withTimezone: true }),
   pausedAt: timestamp("paused_at", { withTimezone: true }),
@@ -303,9 +289,7 @@ export type DeliveryAttemptRow = typeof deliveryAttempts.$inferSelect;
 
 export const approvalRules = pgTable("approval_rules", {
   id: text("id").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   name: text("name").notNull(),
   enabled: boolean("enabled").notNull().default(true),
   externalAgentIds: text("external_agent_ids").array().notNull().default(sql`'{}'`),
@@ -319,9 +303,7 @@ export const approvalRules = pgTable("approval_rules", {
 
 export const approvals = pgTable("approvals", {
   id: text("id").primaryKey(),
-  organizationId: text("organization_id")
-    .notNull()
-    .references(() => organizations.id),
+  organizationId: organizationRef(),
   invocationId: text("invocation_id")
     .notNull()
     .references(() => invocations.id),

@@ -98,3 +98,25 @@ export function invokeEnv(extra: Record<string, string> = {}): Record<string, st
     ...extra,
   };
 }
+
+/** Registers an agent (custom_http at `webhookUrl`, uniquely named, unless overridden) and answers its id. */
+export async function registerAgent(
+  t: TestSteward,
+  webhookUrl: string,
+  overrides: Record<string, unknown> = {},
+  key?: string,
+): Promise<string> {
+  const response = await t.request({
+    method: "POST",
+    url: "/api/v1/external-agents",
+    key,
+    payload: {
+      name: `agent-${randomBytes(4).toString("hex")}`,
+      platform: "custom_http",
+      webhook_url: webhookUrl,
+      ...overrides,
+    },
+  });
+  if (response.statusCode !== 201) throw new Error(`registering an agent failed: ${response.body}`);
+  return response.json().id as string;
+}

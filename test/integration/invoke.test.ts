@@ -4,6 +4,7 @@ import {
   createKey,
   createOrgWithKey,
   invokeEnv,
+  registerAgent,
   startTestSteward,
   type TestSteward,
 } from "../helpers/steward.js";
@@ -20,24 +21,18 @@ afterAll(async () => {
   await agent?.close();
 });
 
-async function register(overrides: Record<string, unknown> = {}, key?: string): Promise<string> {
-  const response = await t.request({
-    method: "POST",
-    url: "/api/v1/external-agents",
-    key,
-    payload: {
-      name: `agent-${Math.random().toString(36).slice(2, 10)}`,
-      platform: "custom_http",
-      webhook_url: agent.url,
+const register = (overrides: Record<string, unknown> = {}, key?: string) =>
+  registerAgent(
+    t,
+    agent.url,
+    {
       auth_type: "bearer_token",
       auth_config: { token: "agent-bearer-token-7777" },
       budget_config: { cost_per_execution: 0.25 },
       ...overrides,
     },
-  });
-  expect(response.statusCode, response.body).toBe(201);
-  return response.json().id as string;
-}
+    key,
+  );
 
 const invoke = (id: string, payload: unknown, headers: Record<string, string> = {}, key?: string) =>
   t.request({
