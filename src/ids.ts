@@ -13,6 +13,9 @@ export const ID_PREFIXES = {
   webhookSubscription: "whk",
   approval: "apr",
   approvalRule: "arl",
+  discoveryToken: "dtk",
+  agentAlertRule: "alr",
+  agentAlert: "alt",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -1,8 +1,10 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
+  bigserial,
   boolean,
   date,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -345,3 +347,136 @@ export const approvalDecisions = pgTable(
 
 export type ApprovalRuleRow = typeof approvalRules.$inferSelect;
 export type ApprovalRow = typeof approvals.$inferSelect;
+
+const timestampTz = (name: string) => timestamp(name, { withTimezone: true });
+
+export const managedAgents = pgTable("managed_agents", {
+  id: text("id").primaryKey(),
+  organizationId: organizationRef(),
+  name: text("name").notNull(),
+  version: text("version").notNull(),
+  description: text("description").notNull().default(""),
+  type: text("type").notNull(),
+  tags: text("tags").array().notNull().default(sql`'{}'`),
+  subscribedTopics: text("subscribed_topics").array().notNull(),
+  findingsTopic: text("findings_topic").notNull(),
+  command: text("command"),
+  packageDir: text("package_dir"),
+  resourceHints: jsonb("resource_hints").$type<Record<string, string>>().notNull().default({}),
+  configSchema: jsonb("config_schema").$type<Record<string, unknown>>(),
+  configDefaults: jsonb("config_defaults").$type<Record<string, unknown>>().notNull().default({}),
+  configVersion: integer("config_version").notNull().default(0),
+  runtimeOverrides: jsonb("runtime_overrides").$type<Record<string, unknown>>().notNull().default({}),
+  state: text("state").notNull(),
+  health: text("health").notNull().default("unknown"),
+  heartbeatIntervalS: integer("heartbeat_interval_s").notNull().default(30),
+  lastHeartbeatAt: timestampTz("last_heartbeat_at"),
+  lastHeartbeat: jsonb("last_heartbeat").$type<Record<string, unknown>>(),
+  tokenGeneration: integer("token_generation").notNull().default(0),
+  createdBy: text("created_by"),
+  createdAt: createdAt(),
+  updatedAt: timestampTz("updated_at").notNull().defaultNow(),
+  deletedAt: timestampTz("deleted_at"),
+});
+
+const managedAgentRef = () =>
+  text("agent_id")
+    .notNull()
+    .references(() => managedAgents.id);
+
+export const managedAgentTransitions = pgTable("managed_agent_transitions", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  agentId: managedAgentRef(),
+  organizationId: organizationRef(),
+  fromState: text("from_state"),
+  toState: text("to_state").notNull(),
+  reason: text("reason"),
+  actorType: text("actor_type").notNull(),
+  actorId: text("actor_id").notNull(),
+  createdAt: createdAt(),
+});
+
+export const managedAgentConfigVersions = pgTable(
+  "managed_agent_config_versions",
+  {
+    agentId: managedAgentRef(),
+    organizationId: organizationRef(),
+    version: integer("version").notNull(),
+    config: jsonb("config").$type<Record<string, unknown>>().notNull(),
+    authorType: text("author_type").notNull(),
+    authorId: text("author_id").notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [primaryKey({ columns: [table.agentId, table.version] })],
+);
+
+export const agentDiscoveryTokens = pgTable("agent_discovery_tokens", {
+  id: text("id").primaryKey(),
+  organizationId: organizationRef(),
+  tokenHash: text("token_hash").notNull(),
+  expiresAt: timestampTz("expires_at").notNull(),
+  usedAt: timestampTz("used_at"),
+  usedByAgentId: text("used_by_agent_id"),
+  createdBy: text("created_by"),
+  createdAt: createdAt(),
+});
+
+export const agentDiscoveryReports = pgTable("agent_discovery_reports", {
+  organizationId: text("organization_id")
+    .primaryKey()
+    .references(() => organizations.id),
+  directory: text("directory").notNull(),
+  scannedAt: timestampTz("scanned_at").notNull(),
+  report: jsonb("report").$type<Record<string, unknown>>().notNull(),
+});
+
+export const managedAgentMetrics = pgTable("managed_agent_metrics", {
+  agentId: managedAgentRef(),
+  organizationId: organizationRef(),
+  name: text("name").notNull(),
+  value: doublePrecision("value").notNull(),
+  recordedAt: timestampTz("recorded_at").notNull(),
+});
+
+export const managedAgentLogs = pgTable("managed_agent_logs", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  agentId: managedAgentRef(),
+  organizationId: organizationRef(),
+  level: text("level").notNull(),
+  message: text("message").notNull(),
+  context: jsonb("context").$type<Record<string, unknown>>().notNull().default({}),
+  loggedAt: timestampTz("logged_at").notNull(),
+});
+
+export const agentAlertRules = pgTable("agent_alert_rules", {
+  id: text("id").primaryKey(),
+  organizationId: organizationRef(),
+  name: text("name").notNull(),
+  enabled: boolean("enabled").notNull().default(true),
+  agentId: text("agent_id").references(() => managedAgents.id),
+  kind: text("kind").notNull(),
+  metric: text("metric"),
+  threshold: doublePrecision("threshold").notNull(),
+  windowS: integer("window_s").notNull().default(300),
+  notifyExternalAgentId: text("notify_external_agent_id").references(() => externalAgents.id),
+  createdBy: text("created_by"),
+  createdAt: createdAt(),
+});
+
+export const agentAlerts = pgTable("agent_alerts", {
+  id: text("id").primaryKey(),
+  organizationId: organizationRef(),
+  agentId: managedAgentRef(),
+  ruleId: text("rule_id").references(() => agentAlertRules.id),
+  kind: text("kind").notNull(),
+  message: text("message").notNull(),
+  details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
+  firedAt: timestampTz("fired_at").notNull().defaultNow(),
+  resolvedAt: timestampTz("resolved_at"),
+});
+
+export type ManagedAgentRow = typeof managedAgents.$inferSelect;
+export type ManagedAgentTransitionRow = typeof managedAgentTransitions.$inferSelect;
+export type ManagedAgentConfigVersionRow = typeof managedAgentConfigVersions.$inferSelect;
+export type AgentAlertRuleRow = typeof agentAlertRules.$inferSelect;
+export type AgentAlertRow = typeof agentAlerts.$inferSelect;
