@@ -23,6 +23,8 @@ CREATE TABLE managed_agents (
   config_version       integer NOT NULL DEFAULT 0,
   runtime_overrides    jsonb NOT NULL DEFAULT '{}'::jsonb,
   state                text NOT NULL,
+  -- Missed heartbeats count from the later of the last beat and this.
+  state_changed_at     timestamptz NOT NULL DEFAULT now(),
   health               text NOT NULL DEFAULT 'unknown',
   heartbeat_interval_s integer NOT NULL DEFAULT 30,
   last_heartbeat_at    timestamptz,

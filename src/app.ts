@@ -47,6 +47,7 @@ import { AgentClient } from "./invocation/agent-client.js";
 import { invocationRoutes } from "./invocation/invocation.routes.js";
 import { InvocationService } from "./invocation/invocation.service.js";
 import { InvocationStore } from "./invocation/invocation-store.js";
+import { Lifecycle } from "./lifecycle/lifecycle.js";
 import { lineageRoutes } from "./lineage/lineage.routes.js";
 import { LineageService } from "./lineage/lineage.service.js";
 import { healthRoutes } from "./observability/health.routes.js";
@@ -143,7 +144,22 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     const verifyJwt = config.jwt
       ? createJwtAuthenticator(config.jwt, async (claim) => (await organizations.findByIdOrName(claim))?.id)
       : undefined;
-    const authenticate = createAuthenticator(apiKeys, verifyJwt);
+    const lifecycle = await Lifecycle.create({
+      config,
+      db: database.db,
+      secretBox,
+      organizations,
+      webhookEvents,
+      deliveries,
+      wakeDelivery: wakeWorker,
+      logger,
+    });
+    closers.push(() => lifecycle.stop());
+    const authenticate = createAuthenticator(
+      apiKeys,
+      (token) => lifecycle.agents.authenticate(token),
+      verifyJwt,
+    );
 
     const server = await createHttpServer({
       logger,
@@ -170,9 +186,11 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         await api.register(webhookRoutes(webhooks));
         await api.register(approvalRoutes(approvals, invocationService, agents));
         await api.register(approvalRuleRoutes(approvalRules));
+        await api.register(lifecycle.routes());
       },
       { prefix: "/api/v1" },
     );
+    await server.register(lifecycle.publicRoutes(), { prefix: "/api/v1" });
     await server.ready();
     worker.start();
     closers.push(() => worker.stop());
@@ -187,6 +205,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     });
     approvalScheduler.start();
     closers.push(() => approvalScheduler.stop());
+    await lifecycle.start();
 
     return {
       server,

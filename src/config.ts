@@ -54,6 +54,39 @@ export interface Config {
   delivery: DeliveryConfig;
   /** Unset: approval e-mails are not sent. */
   smtp?: SmtpConfig;
+  /** Unset: managed agents talk to Steward over HTTP only. */
+  nats?: NatsConfig;
+  lifecycle: LifecycleConfig;
+}
+
+export interface NatsConfig {
+  url: string;
+  /** An account signing seed (SA…): set when the NATS server uses decentralized auth. */
+  accountSeed?: string;
+  /** Lifetime of the NATS users issued to managed agents. */
+  credentialsTtlS: number;
+}
+
+export interface LifecycleConfig {
+  agentsDir: string;
+  /** The organization that scans at start and by the watcher record agents in (id or name). */
+  agentsOrg: string;
+  watchAgentsDir: boolean;
+  /** For agents that do not declare their own interval. */
+  heartbeatIntervalS: number;
+  heartbeatUnhealthyAfter: number;
+  heartbeatFailedAfter: number;
+  heartbeatSweepMs: number;
+  agentTokenTtlS: number;
+  discoveryTokenTtlS: number;
+  telemetryRetentionDays: number;
+  restartDelayMs: number;
+  maxRestarts: number;
+  stopGraceMs: number;
+  /** Every STEWARD_AGENT_<NAME>_<KEY> variable: the environment layer of agents' config. */
+  agentEnvironment: Record<string, string>;
+  /** PATH handed to agent processes (nothing else of Steward's environment is). */
+  agentPath: string;
 }
 
 export interface SmtpConfig {
@@ -150,6 +183,52 @@ export function loadConfig(env: Env = process.env): Config {
       notionApiUrl: httpUrl(read, "STEWARD_NOTION_API_URL") ?? "https://api.notion.com",
     },
     smtp: smtpConfig(read),
+    nats: natsConfig(read, integer),
+    lifecycle: {
+      agentsDir: read("STEWARD_AGENTS_DIR") ?? "./agents",
+      agentsOrg: read("STEWARD_AGENTS_ORG") ?? "default",
+      watchAgentsDir: oneOf("STEWARD_AGENTS_WATCH", ["true", "false"] as const, "true") === "true",
+      heartbeatIntervalS: integer("STEWARD_HEARTBEAT_INTERVAL_S", 30, 1, 3600),
+      heartbeatUnhealthyAfter: integer("STEWARD_HEARTBEAT_UNHEALTHY_AFTER", 3, 1, 100),
+      heartbeatFailedAfter: integer("STEWARD_HEARTBEAT_FAILED_AFTER", 6, 1, 1000),
+      heartbeatSweepMs: integer("STEWARD_HEARTBEAT_SWEEP_MS", 5_000, 50, 600_000),
+      agentTokenTtlS: integer("STEWARD_AGENTS_TOKEN_TTL_S", 900, 60, 86_400),
+      discoveryTokenTtlS: integer("STEWARD_DISCOVERY_TOKEN_TTL_S", 900, 60, 86_400),
+      telemetryRetentionDays: integer("STEWARD_TELEMETRY_RETENTION_DAYS", 7, 1, 3650),
+      restartDelayMs: integer("STEWARD_AGENTS_RESTART_DELAY_MS", 1_000, 10, 600_000),
+      maxRestarts: integer("STEWARD_AGENTS_MAX_RESTARTS", 5, 0, 1000),
+      stopGraceMs: integer("STEWARD_AGENTS_STOP_GRACE_MS", 10_000, 100, 600_000),
+      agentEnvironment: agentEnvironment(env),
+      agentPath: read("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+    },
+  };
+}
+
+/** STEWARD_AGENT_<NAME>_<KEY> variables (Steward's own STEWARD_AGENTS_* settings do not start so). */
+function agentEnvironment(env: Env): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (entry): entry is [string, string] => entry[0].startsWith("STEWARD_AGENT_") && entry[1] !== undefined,
+    ),
+  );
+}
+
+function natsConfig(
+  read: (name: string) => string | undefined,
+  integer: (name: string, fallback: number, min: number, max: number) => number,
+): NatsConfig | undefined {
+  const url = read("NATS_URL");
+  const accountSeed = read("STEWARD_NATS_ACCOUNT_SEED");
+  if (!url) {
+    if (accountSeed) throw new ConfigError("STEWARD_NATS_ACCOUNT_SEED", "needs NATS_URL");
+    return undefined;
+  }
+  if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(url))
+    throw new ConfigError("NATS_URL", "must be a nats:// or tls:// URL");
+  return {
+    url,
+    accountSeed,
+    credentialsTtlS: integer("STEWARD_NATS_CREDENTIALS_TTL_S", 86_400, 60, 31_536_000),
   };
 }
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RequestContext } from "../audit/audit.js";
-import { AppError } from "../errors.js";
+import { AppError, NotFoundError } from "../errors.js";
 import { type AnyPermission, authorize, type Principal } from "./permissions.js";
 
 declare module "fastify" {
@@ -23,7 +23,25 @@ function presentedCredential(request: FastifyRequest): string | undefined {
     return match?.[1];
   }
   const apiKey = request.headers["x-api-key"];
-  return typeof apiKey === "string" && apiKey.length > 0 ? apiKey : undefined;
+  if (typeof apiKey === "string" && apiKey.length > 0) return apiKey;
+  // Browsers cannot set headers on a WebSocket handshake; only there is a query token accepted.
+  if (request.headers.upgrade?.toLowerCase() === "websocket") {
+    const token = (request.query as { access_token?: unknown }).access_token;
+    return typeof token === "string" && token.length > 0 ? token : undefined;
+  }
+  return undefined;
+}
+
+/** The routes a managed agent's own token reaches: those of one agent, which must be itself. */
+const OWN_AGENT_ROUTE = "/api/v1/agents/:id";
+
+function confineToOwnAgent(request: FastifyRequest, agentId: string): void {
+  const route = request.routeOptions.url ?? "";
+  if (route !== OWN_AGENT_ROUTE && !route.startsWith(`${OWN_AGENT_ROUTE}/`))
+    throw new AppError("FORBIDDEN", "Forbidden: a managed agent may only act on itself");
+  const requested = (request.params as { id?: string }).id ?? "";
+  // Another agent's id answers as if it did not exist: an agent learns nothing of its peers.
+  if (requested !== agentId) throw new NotFoundError("agent", requested);
 }
 
 /**
@@ -55,6 +73,7 @@ export function registerAccessControl(app: FastifyInstance, authenticate: Authen
     }
     const decision = authorize(principal, permission);
     if (!decision.allowed) throw new AppError("FORBIDDEN", `Forbidden: ${decision.reason}`);
+    if (principal.agentId !== undefined) confineToOwnAgent(request, principal.agentId);
   });
 }
 

@@ -19,6 +19,7 @@ export const PERMISSIONS = [
   "api_keys:manage",
   "agents:manage",
   "agents:read",
+  "agents:update",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -58,11 +59,19 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   auditor: new Set([...READ_PERMISSIONS, "lineage:export"]),
 };
 
+/**
+ * What a managed agent's own token allows: reading and updating itself (config,
+ * status, heartbeats, metrics, logs). Routes keep it to its own id.
+ */
+export const AGENT_PERMISSIONS: ReadonlySet<Permission> = new Set(["agents:read", "agents:update"]);
+
 /** Who is calling, as established by authentication. */
 export interface Principal {
-  type: "api_key" | "jwt";
-  /** API key id, or the JWT subject. */
+  type: "api_key" | "jwt" | "agent";
+  /** API key id, the JWT subject, or the managed agent's id. */
   id: string;
+  /** Set for a managed agent's token: the only agent this caller may see. */
+  agentId?: string;
   organizationId: string;
   roles: Role[];
   team: string | null;
@@ -93,6 +102,11 @@ export function authorize(
     }
     if (resourceOrganizationId !== principal.organizationId && !principal.platformAdmin) {
       return { allowed: false, reason: "resource belongs to another organization" };
+    }
+    if (principal.agentId !== undefined) {
+      return AGENT_PERMISSIONS.has(permission as Permission)
+        ? { allowed: true, reason: "managed agent acting on itself" }
+        : { allowed: false, reason: `a managed agent may not ${permission}` };
     }
     const granted = principal.roles.some((role) => ROLE_PERMISSIONS[role]?.has(permission as Permission));
     return granted

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 
 /**
  * AES-256-GCM sealing of credentials. A sealed value names the key it was sealed
@@ -78,6 +78,14 @@ export class SecretBox {
       if (error instanceof SecretDecryptionError) throw error;
       throw new SecretDecryptionError("authentication failed (wrong key or tampered data)");
     }
+  }
+
+  /**
+   * A key for another purpose (signing agent tokens, say) derived from the key `keyId`
+   * with HKDF, so one configured secret serves every use without reusing key material.
+   */
+  derivedKey(purpose: string, keyId: string = this.currentKeyId): Buffer {
+    return Buffer.from(hkdfSync("sha256", this.keyFor(keyId), Buffer.alloc(0), `steward:${purpose}`, 32));
   }
 
   private keyFor(keyId: string): Buffer {

@@ -368,6 +368,7 @@ export const managedAgents = pgTable("managed_agents", {
   configVersion: integer("config_version").notNull().default(0),
   runtimeOverrides: jsonb("runtime_overrides").$type<Record<string, unknown>>().notNull().default({}),
   state: text("state").notNull(),
+  stateChangedAt: timestampTz("state_changed_at").notNull().defaultNow(),
   health: text("health").notNull().default("unknown"),
   heartbeatIntervalS: integer("heartbeat_interval_s").notNull().default(30),
   lastHeartbeatAt: timestampTz("last_heartbeat_at"),

@@ -112,6 +112,21 @@ export class DeliveryStore {
     });
   }
 
+  /** Queues a managed agent's alert for an external agent's chat platform. */
+  async enqueueAlertNotice(
+    tx: DbOrTx,
+    notice: { organizationId: string; externalAgentId: string; platform: string; alertId: string },
+  ): Promise<void> {
+    const { alertId, ...delivery } = notice;
+    await tx.insert(deliveries).values({
+      id: newId("delivery"),
+      target: "platform",
+      eventType: "managed_agent.alert",
+      payload: { alert_id: alertId },
+      ...delivery,
+    });
+  }
+
   /**
    * Claims up to `limit` due deliveries for this worker, skipping rows other workers
    * hold (SKIP LOCKED) and paused endpoints, and taking no more for one endpoint than

@@ -28,7 +28,9 @@ export interface OutboxEvent {
     | "approval.approved"
     | "approval.rejected"
     | "approval.expired"
-    | "approval.escalated";
+    | "approval.escalated"
+    | "managed_agent.status_changed"
+    | "managed_agent.alert";
   organizationId: string;
   externalAgentId?: string;
   invocationId?: string;

@@ -2,7 +2,14 @@ import { and, eq } from "drizzle-orm";
 import type { ExternalAgentService } from "../agents/agent.service.js";
 import type { Platform } from "../agents/agent-kinds.js";
 import type { Db } from "../db/database.js";
-import { approvals, type DeliveryRow, type InvocationRow, invocations } from "../db/schema.js";
+import {
+  agentAlerts,
+  approvals,
+  type DeliveryRow,
+  type InvocationRow,
+  invocations,
+  managedAgents,
+} from "../db/schema.js";
 import { outputOf } from "../invocation/invocation-response.js";
 import type { AdapterContext, AdapterRegistry, InvocationNotice } from "./adapters/adapter.js";
 import type { DeliveryTarget, PreparedDelivery } from "./delivery-target.js";
@@ -50,9 +57,31 @@ export class PlatformDeliveryTarget implements DeliveryTarget {
   ) {}
 
   async prepare(delivery: DeliveryRow): Promise<PreparedDelivery | { skip: string }> {
+    const alertId = delivery.payload?.alert_id;
+    if (typeof alertId === "string") {
+      if (!delivery.externalAgentId) return { skip: "the alert names no channel" };
+      const notice = await this.alertNotice(delivery.organizationId, delivery.externalAgentId, alertId);
+      if (!notice) return { skip: "the alert no longer exists" };
+      return this.formatFor(delivery.organizationId, delivery.externalAgentId, notice);
+    }
     const invocation = await invocationOf(this.db, delivery);
     if (!invocation) return { skip: "the invocation no longer exists" };
-    const agent = await this.agents.loadForDelivery(delivery.organizationId, invocation.externalAgentId);
+    const approvalId = delivery.payload?.approval_id;
+    const notice =
+      typeof approvalId === "string"
+        ? await this.approvalNotice(invocation, approvalId)
+        : noticeOf(invocation, this.context.publicUrl);
+    if (!notice) return { skip: "the approval request no longer exists" };
+    return this.formatFor(delivery.organizationId, invocation.externalAgentId, notice);
+  }
+
+  /** The notice in the channel agent's own platform format. */
+  private async formatFor(
+    organizationId: string,
+    externalAgentId: string,
+    notice: InvocationNotice,
+  ): Promise<PreparedDelivery | { skip: string }> {
+    const agent = await this.agents.loadForDelivery(organizationId, externalAgentId);
     const definition = this.adapters[agent.row.platform as Platform];
     if (!definition.deliversTo(agent.platformConfig))
       return { skip: "the agent has no delivery destination" };
@@ -60,13 +89,37 @@ export class PlatformDeliveryTarget implements DeliveryTarget {
       ...this.context,
       signingSecret: agent.signingSecret,
     });
-    const approvalId = delivery.payload?.approval_id;
-    const notice =
-      typeof approvalId === "string"
-        ? await this.approvalNotice(invocation, approvalId)
-        : noticeOf(invocation, this.context.publicUrl);
-    if (!notice) return { skip: "the approval request no longer exists" };
     return { payload: adapter.format(notice), deliver: adapter.deliver };
+  }
+
+  /** A managed agent's alert, told in the same message form on the channel agent's platform. */
+  private async alertNotice(
+    organizationId: string,
+    channelAgentId: string,
+    alertId: string,
+  ): Promise<InvocationNotice | undefined> {
+    const [found] = await this.db
+      .select({ alert: agentAlerts, agentName: managedAgents.name })
+      .from(agentAlerts)
+      .innerJoin(managedAgents, eq(managedAgents.id, agentAlerts.agentId))
+      .where(and(eq(agentAlerts.organizationId, organizationId), eq(agentAlerts.id, alertId)));
+    if (!found) return undefined;
+    const { alert, agentName } = found;
+    return {
+      invocationId: alert.id,
+      agentId: channelAgentId,
+      agentName,
+      status: "alert",
+      output: `Alert (${alert.kind}) on managed agent ${agentName}: ${alert.message}`,
+      error: null,
+      durationMs: null,
+      costUsd: null,
+      traceId: alert.id,
+      externalUser: null,
+      createdAt: alert.firedAt,
+      completedAt: alert.firedAt,
+      dashboardUrl: `${this.context.publicUrl}/agents/${alert.agentId}`,
+    };
   }
 
   /** The same message form, telling approvers a call waits for them and linking to the request. */

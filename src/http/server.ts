@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
+import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { registerErrorHandlers } from "./error-handler.js";
@@ -52,6 +53,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

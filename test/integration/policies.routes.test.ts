@@ -29,7 +29,10 @@ beforeAll(async () => {
   });
   await app.register(
     async (api) => {
-      registerAccessControl(api, createAuthenticator(new ApiKeyService(db)));
+      registerAccessControl(
+        api,
+        createAuthenticator(new ApiKeyService(db), async () => null),
+      );
       await api.register(policyRoutes(service));
     },
     { prefix: "/api/v1" },

@@ -68,7 +68,10 @@ beforeAll(async () => {
   });
   await app.register(
     async (api) => {
-      registerAccessControl(api, createAuthenticator(new ApiKeyService(db)));
+      registerAccessControl(
+        api,
+        createAuthenticator(new ApiKeyService(db), async () => null),
+      );
       await api.register(webhookRoutes(service));
     },
     { prefix: "/api/v1" },

@@ -13,6 +13,8 @@ export const WEBHOOK_EVENT_TYPES = [
   "approval.rejected",
   "approval.expired",
   "approval.escalated",
+  "managed_agent.status_changed",
+  "managed_agent.alert",
 ] as const satisfies readonly OutboxEvent["type"][];
 
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
