@@ -204,6 +204,22 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
+/** Where the `steward agents` commands reach a running Steward, and with which key. */
+export interface ClientConfig {
+  url: string;
+  apiKey: string;
+}
+
+/** The settings of CLI commands that talk to a running server over its API. */
+export function loadClientConfig(env: Env = process.env): ClientConfig {
+  const read = (name: string): string | undefined => env[name]?.trim() || undefined;
+  const apiKey = read("STEWARD_API_KEY");
+  if (!apiKey)
+    throw new ConfigError("STEWARD_API_KEY", "is required: the key the command calls the API with");
+  const url = httpUrl(read, "STEWARD_URL") ?? `http://127.0.0.1:${read("PORT") ?? "8080"}`;
+  return { url: url.replace(/\/+$/, ""), apiKey };
+}
+
 /** STEWARD_AGENT_<NAME>_<KEY> variables (Steward's own STEWARD_AGENTS_* settings do not start so). */
 function agentEnvironment(env: Env): Record<string, string> {
   return Object.fromEntries(

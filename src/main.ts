@@ -4,10 +4,11 @@ import type { Logger } from "pino";
 import { createSteward } from "./app.js";
 import { ApiKeyService, SYSTEM_ACTOR } from "./auth/api-key.service.js";
 import { isRole, ROLES } from "./auth/permissions.js";
-import { type Config, ConfigError, loadConfig } from "./config.js";
+import { type Config, ConfigError, loadClientConfig, loadConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { DirectoryInUseError } from "./db/directory-lock.js";
 import { runMigrations } from "./db/migrate.js";
+import { AGENTS_USAGE, AgentsCommandError, runAgentsCommand } from "./lifecycle/agents-cli.js";
 import { createLogger } from "./observability/logger.js";
 import { DEFAULT_ORGANIZATION_ID, OrganizationService } from "./orgs/organization.service.js";
 
@@ -18,6 +19,8 @@ Commands:
   migrate                    Apply database migrations and exit
   keys create --role ROLE    Create an API key and print it once
       [--name NAME] [--org ORGANIZATION_ID] [--team TEAM] [--expires-at ISO-8601] [--platform-admin]
+
+${AGENTS_USAGE}
 
 Roles: ${ROLES.join(", ")}
 Configuration comes from the environment; see README.md.`;
@@ -122,6 +125,10 @@ async function main(argv: string[]): Promise<void> {
     print(USAGE);
     return;
   }
+  if (command === "agents") {
+    print(await runAgentsCommand(loadClientConfig(), rest));
+    return;
+  }
   const config = loadConfig();
   // CLI commands other than serve keep routine logs quiet; what they report is printed.
   const logger = createLogger(command === "serve" ? config.logLevel : "warn");
@@ -134,6 +141,8 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigError) {
     console.error(`steward: invalid configuration: ${error.message}`);
+  } else if (error instanceof AgentsCommandError) {
+    console.error(`steward: ${error.message}`);
   } else if (error instanceof UsageError) {
     console.error(`steward: ${error.message}\n\n${USAGE}`);
   } else if (error instanceof DirectoryInUseError) {

@@ -135,8 +135,15 @@ export class AgentAlertService {
 
   async deleteRule(organizationId: string, id: string, context: RequestContext): Promise<void> {
     await this.db.transaction(async (tx) => {
-      // Alerts keep their history; the rule they came from is forgotten.
-      await tx.update(agentAlerts).set({ ruleId: null }).where(eq(agentAlerts.ruleId, id));
+      // Alerts keep their history; the rule they came from is forgotten. Its open alerts
+      // are resolved: no rule is left to clear them, and two of them without a rule
+      // would clash on the one-open-alert-per-kind index.
+      const ofRule = and(eq(agentAlerts.ruleId, id), eq(agentAlerts.organizationId, organizationId));
+      await tx
+        .update(agentAlerts)
+        .set({ resolvedAt: new Date() })
+        .where(and(ofRule, isNull(agentAlerts.resolvedAt)));
+      await tx.update(agentAlerts).set({ ruleId: null }).where(ofRule);
       const [deleted] = await tx
         .delete(agentAlertRules)
         .where(and(eq(agentAlertRules.id, id), eq(agentAlertRules.organizationId, organizationId)))
@@ -284,7 +291,13 @@ export class AgentAlertService {
     const [row] = await this.db
       .select({ id: managedAgents.id })
       .from(managedAgents)
-      .where(and(eq(managedAgents.id, agentId), eq(managedAgents.organizationId, organizationId)));
+      .where(
+        and(
+          eq(managedAgents.id, agentId),
+          eq(managedAgents.organizationId, organizationId),
+          ne(managedAgents.state, "deleted"),
+        ),
+      );
     if (!row)
       throw new ValidationError([
         { field: "agent_id", message: `${agentId} is not an agent of this organization` },

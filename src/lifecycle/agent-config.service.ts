@@ -1,8 +1,8 @@
 import { and, count, desc, eq } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
-import type { Db } from "../db/database.js";
+import type { Db, DbOrTx } from "../db/database.js";
 import { type ManagedAgentRow, managedAgentConfigVersions, managedAgents } from "../db/schema.js";
-import { ValidationError } from "../errors.js";
+import { type FieldError, ValidationError } from "../errors.js";
 import { type Page, type PageRequest, toPage } from "../http/pagination.js";
 import {
   type ConfigDiff,
@@ -72,7 +72,7 @@ export class AgentConfigService {
   ): Promise<EffectiveConfigView> {
     const row = await this.db.transaction(async (tx) => {
       const current = await this.agents.row(tx, organizationId, agentId, true);
-      const errors = configSchemaErrors(current.configSchema, config);
+      const errors = await this.schemaErrors(tx, current, { stored: config });
       if (errors.length > 0)
         throw new ValidationError(errors, "The config does not match the agent's schema");
       const version = current.configVersion + 1;
@@ -109,7 +109,10 @@ export class AgentConfigService {
     context: RequestContext,
   ): Promise<EffectiveConfigView> {
     const row = await this.db.transaction(async (tx) => {
-      await this.agents.row(tx, organizationId, agentId, true);
+      const current = await this.agents.row(tx, organizationId, agentId, true);
+      const errors = await this.schemaErrors(tx, current, { overrides }, Object.keys(overrides));
+      if (errors.length > 0)
+        throw new ValidationError(errors, "The overrides do not match the agent's schema");
       const [updated] = await tx
         .update(managedAgents)
         .set({ runtimeOverrides: overrides, updatedAt: new Date() })
@@ -185,7 +188,7 @@ export class AgentConfigService {
   }
 
   private async effectiveOf(row: ManagedAgentRow): Promise<EffectiveConfigView> {
-    const stored = await this.storedConfig(row);
+    const stored = await this.storedConfig(this.db, row);
     const { config, sources } = effectiveConfig({
       defaults: row.configDefaults,
       environment: environmentConfig(row.name, this.environment, row.configSchema),
@@ -195,9 +198,34 @@ export class AgentConfigService {
     return { agent_id: row.id, version: row.configVersion, config, sources };
   }
 
-  private async storedConfig(row: ManagedAgentRow): Promise<Record<string, unknown>> {
+  /**
+   * Schema errors in the effective config a changed layer would produce — the config
+   * the agent is sent, so keys the defaults or the environment supply still count.
+   * With `keys` (partial overrides), only errors under those keys are reported.
+   */
+  private async schemaErrors(
+    db: DbOrTx,
+    row: ManagedAgentRow,
+    change: { stored?: Record<string, unknown>; overrides?: Record<string, unknown> },
+    keys?: string[],
+  ): Promise<FieldError[]> {
+    if (row.configSchema === null) return [];
+    const { config } = effectiveConfig({
+      defaults: row.configDefaults,
+      environment: environmentConfig(row.name, this.environment, row.configSchema),
+      stored: change.stored ?? (await this.storedConfig(db, row)),
+      overrides: change.overrides ?? row.runtimeOverrides,
+    });
+    const under = (field: string, key: string) =>
+      field === `config.${key}` || field.startsWith(`config.${key}.`) || field.startsWith(`config.${key}[`);
+    return configSchemaErrors(row.configSchema, config).filter(
+      (error) => keys === undefined || keys.some((key) => under(error.field, key)),
+    );
+  }
+
+  private async storedConfig(db: DbOrTx, row: ManagedAgentRow): Promise<Record<string, unknown>> {
     if (row.configVersion === 0) return {};
-    const [version] = await this.db
+    const [version] = await db
       .select({ config: managedAgentConfigVersions.config })
       .from(managedAgentConfigVersions)
       .where(

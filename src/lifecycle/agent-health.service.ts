@@ -60,10 +60,12 @@ export class AgentHealthService {
    */
   async heartbeat(agent: ManagedAgentRow, beat: Heartbeat): Promise<void> {
     if (agent.state === "discovered" || agent.state === "deleted") return;
-    const published: LifecycleEventInput[] = [];
+    // What the beat changed, announced after the beat itself once committed.
+    const consequences: LifecycleEventInput[] = [];
+    let becameHealthy = false;
     await this.db.transaction(async (tx) => {
       const current = await this.agents.row(tx, agent.organizationId, agent.id, true);
-      const wasUnhealthy = current.health !== "healthy";
+      becameHealthy = current.health !== "healthy";
       await tx
         .update(managedAgents)
         .set({
@@ -82,17 +84,9 @@ export class AgentHealthService {
       };
       const reason = resume[current.state as AgentState];
       if (reason)
-        published.push(
+        consequences.push(
           (await changeState(tx, this.webhookEvents, current, "running", reason, STEWARD)).event,
         );
-      if (wasUnhealthy)
-        published.push({
-          type: "health",
-          agent_id: agent.id,
-          organization_id: agent.organizationId,
-          health: "healthy",
-          missed_heartbeats: 0,
-        });
     });
     await this.alerts.resolve(agent, ["missed_heartbeats"]);
     this.events.publish({
@@ -102,7 +96,8 @@ export class AgentHealthService {
       status: beat.status ?? null,
       uptime: beat.uptime ?? null,
     });
-    for (const event of published) this.events.publish(event);
+    for (const event of consequences) this.events.publish(event);
+    if (becameHealthy) this.publishHealth(agent, "healthy", 0);
   }
 
   /** Stores a metrics report and checks the rules that watch metrics. */
@@ -203,9 +198,18 @@ export class AgentHealthService {
         if (!current || current.lastHeartbeatAt?.getTime() !== agent.lastHeartbeatAt?.getTime())
           return undefined;
         await tx.update(managedAgents).set({ health: "unhealthy" }).where(eq(managedAgents.id, agent.id));
-        return changeState(tx, this.webhookEvents, current, "failed", `missed ${missed} heartbeats`, STEWARD);
+        const failed = await changeState(
+          tx,
+          this.webhookEvents,
+          current,
+          "failed",
+          `missed ${missed} heartbeats`,
+          STEWARD,
+        );
+        return { ...failed, wasUnhealthy: current.health === "unhealthy" };
       });
       if (!changed) return;
+      if (!changed.wasUnhealthy) this.publishHealth(agent, "unhealthy", missed);
       this.events.publish(changed.event);
       await this.alerts.fire(changed.row, {
         kind: "missed_heartbeats",
@@ -224,15 +228,18 @@ export class AgentHealthService {
         .set({ health: "unhealthy" })
         .where(and(eq(managedAgents.id, agent.id), inArray(managedAgents.health, ["unknown", "healthy"])))
         .returning({ id: managedAgents.id });
-      if (updated)
-        this.events.publish({
-          type: "health",
-          agent_id: agent.id,
-          organization_id: agent.organizationId,
-          health: "unhealthy",
-          missed_heartbeats: missed,
-        });
+      if (updated) this.publishHealth(agent, "unhealthy", missed);
     }
+  }
+
+  private publishHealth(agent: ManagedAgentRow, health: "healthy" | "unhealthy", missed: number): void {
+    this.events.publish({
+      type: "health",
+      agent_id: agent.id,
+      organization_id: agent.organizationId,
+      health,
+      missed_heartbeats: missed,
+    });
   }
 
   /** Fires (or clears) the metric and error-rate rules that apply to the agent. */

@@ -280,7 +280,7 @@ function parseConfigSchema(text: string): Outcome<Record<string, unknown>> {
 }
 
 /** The `default` of each top-level property that has one, copied so callers cannot alter the schema. */
-function defaultsOf(schema: Record<string, unknown>): Record<string, unknown> {
+export function defaultsOf(schema: Record<string, unknown>): Record<string, unknown> {
   const properties = isPlainObject(schema.properties) ? schema.properties : {};
   return Object.fromEntries(
     Object.entries(properties)

@@ -107,7 +107,7 @@ class AgentsDirectoryWatcher {
     for (const folder of present) {
       if (this.#folders.has(folder)) continue;
       try {
-        if (Math.random() > 2) this.#folders.set(
+        this.#folders.set(
           folder,
           this.#watch(folder, () => this.#changed()),
         );

@@ -135,8 +135,12 @@ export function managedAgentRoutes(
             "An agent registers itself with it at POST /api/v1/agents/register; single use, short expiry.",
           tags,
           security: API_SECURITY,
-          body: Type.Optional(DiscoveryTokenBody),
+          body: DiscoveryTokenBody,
           response: { 201: DiscoveryToken, ...errorResponses(400, 401, 403) },
+        },
+        // Every field is optional, so a bare POST (no body at all) means "the defaults".
+        preValidation: async (request) => {
+          request.body ??= {};
         },
       },
       async (request, reply) =>
@@ -145,7 +149,7 @@ export function managedAgentRoutes(
           .send(
             await agents.createDiscoveryToken(
               request.principal.organizationId,
-              request.body?.ttl_s,
+              request.body.ttl_s,
               requestContext(request),
             ),
           ),
@@ -201,14 +205,17 @@ export function managedAgentRoutes(
           response: { 200: ManagedAgent, ...errorResponses(400, 401, 403, 404, 409) },
         },
       },
-      async (request) =>
-        agents.transition(
+      async (request) => {
+        if (request.principal.agentId !== undefined && request.body.status === "deleted")
+          throw new AppError("FORBIDDEN", "Forbidden: an agent cannot delete itself; an admin can");
+        return agents.transition(
           request.principal.organizationId,
           request.params.id,
           request.body.status,
           request.body.reason ?? null,
           requestContext(request),
-        ),
+        );
+      },
     );
 
     app.get(

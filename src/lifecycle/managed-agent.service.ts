@@ -16,13 +16,7 @@ import type { EventOutbox } from "../delivery/delivery-target.js";
 import { AppError, type FieldError, NotFoundError, ValidationError } from "../errors.js";
 import { type Page, type PageRequest, toPage } from "../http/pagination.js";
 import { newId } from "../ids.js";
-import {
-  AGENT_NAME_PATTERN,
-  AGENT_TYPE_PATTERN,
-  type AgentPackage,
-  isPublishableSubject,
-  isSubscribableSubject,
-} from "./agent-package.js";
+import { AGENT_NAME_PATTERN, AGENT_TYPE_PATTERN, type AgentPackage, defaultsOf } from "./agent-package.js";
 import type { AgentState } from "./agent-states.js";
 import type { AgentTokens } from "./agent-token.js";
 import { changeState, recordTransition } from "./agent-transitions.js";
@@ -34,7 +28,7 @@ import type {
   RegisterAgentBody,
   SelfRegisterBody,
 } from "./managed-agent.schemas.js";
-import { agentSubjectPermissions, type NatsCredentialIssuer } from "./nats-credentials.js";
+import { agentSubjectPermissions, type NatsCredentialIssuer, topicProblem } from "./nats-credentials.js";
 
 const PACKAGE_CONSTRAINT = "managed_agents_package_key";
 const DEFAULT_TYPE = "agent";
@@ -101,23 +95,38 @@ function definitionErrors(body: Partial<AgentDefinitionBody>): FieldError[] {
     errors.push({ field: "version", message: `"${body.version}" is not a semantic version` });
   if (body.type !== undefined && !AGENT_TYPE_PATTERN.test(body.type))
     errors.push({ field: "type", message: "must be a lower-case slug starting with a letter" });
-  body.subscribed_topics?.forEach((subject, index) => {
-    if (!isSubscribableSubject(subject))
-      errors.push({
-        field: `subscribed_topics[${index}]`,
-        message: `"${subject}" is not a valid NATS subject`,
-      });
-  });
-  if (body.findings_topic !== undefined && !isPublishableSubject(body.findings_topic))
-    errors.push({ field: "findings_topic", message: "must be a NATS subject without wildcards" });
+  errors.push(...topicErrors(body.subscribed_topics ?? [], body.findings_topic));
   if (body.config_schema !== undefined) {
-    try {
-      Compile(body.config_schema);
-    } catch {
-      errors.push({ field: "config_schema", message: "is not a JSON Schema Steward can compile" });
+    const schema = body.config_schema;
+    if (schema.type !== undefined && schema.type !== "object")
+      errors.push({ field: "config_schema", message: 'must describe an object ("type": "object")' });
+    else if (schema.properties !== undefined && !isPlainObject(schema.properties))
+      errors.push({ field: "config_schema", message: '"properties" must be an object' });
+    else {
+      try {
+        Compile(schema);
+      } catch {
+        errors.push({ field: "config_schema", message: "is not a JSON Schema Steward can compile" });
+      }
     }
   }
   return errors;
+}
+
+/** Topics an agent may not have: invalid, or reaching beyond its own subjects (see nats-credentials). */
+function topicErrors(subscribed: readonly string[], findings: string | undefined): FieldError[] {
+  const errors: FieldError[] = [];
+  subscribed.forEach((subject, index) => {
+    const problem = topicProblem(subject, true);
+    if (problem) errors.push({ field: `subscribed_topics[${index}]`, message: `"${subject}" ${problem}` });
+  });
+  const problem = findings === undefined ? undefined : topicProblem(findings, false);
+  if (problem) errors.push({ field: "findings_topic", message: `"${findings}" ${problem}` });
+  return errors;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function hashToken(token: string): string {
@@ -248,6 +257,9 @@ export class ManagedAgentService {
         );
       const { row, event } = await this.db.transaction(async (tx) => {
         const current = await this.row(tx, organizationId, discoveredId, true);
+        const errors = topicErrors(current.subscribedTopics, current.findingsTopic);
+        if (errors.length > 0)
+          throw new ValidationError(errors, "The package's topics reach beyond the agent's own subjects");
         return changeState(tx, this.options.webhookEvents, current, "registered", "registered", context);
       });
       this.options.events.publish(event);
@@ -392,6 +404,10 @@ export class ManagedAgentService {
   /** A fresh token (refresh by the agent, or re-issue by an admin). */
   async issueToken(organizationId: string, id: string) {
     const row = await this.row(this.db, organizationId, id);
+    if (row.state === "discovered")
+      throw new AppError("CONFLICT", `agent ${id} is only discovered: register it first`, {
+        current: row.state,
+      });
     const { token, expiresAt } = await this.options.tokens.issue(row);
     return { token, expires_at: expiresAt.toISOString() };
   }
@@ -469,6 +485,7 @@ export class ManagedAgentService {
           subscribedTopics: definition.subscribed_topics,
           findingsTopic: definition.findings_topic,
           configSchema: definition.config_schema ?? null,
+          configDefaults: definition.config_schema ? defaultsOf(definition.config_schema) : {},
           heartbeatIntervalS: definition.heartbeat_interval_s ?? this.options.defaultHeartbeatIntervalS,
         },
         context,

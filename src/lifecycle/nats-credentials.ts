@@ -115,24 +115,24 @@ export function agentSubjectPermissions(subjects: AgentSubjects): { publish: str
  * publish can delete a stream; publishing into `_INBOX.…` could forge another client's reply.
  */
 function checkSubject(subject: string, agentId: string, wildcards: boolean, what: string): void {
+  const problem = topicProblem(subject, wildcards, agentId);
+  if (problem) throw new NatsSubjectError(`${what} ${problem}`);
+}
+
+/**
+ * Why an agent may not have `subject` as a subscribed (`wildcards`) or findings topic, or
+ * undefined. Without `agentId` (before registration gives it one) no `agents.…` subject passes.
+ */
+export function topicProblem(subject: string, wildcards: boolean, agentId?: string): string | undefined {
   const valid = wildcards ? isSubscribableSubject(subject) : isPublishableSubject(subject);
-  if (!valid) {
-    const hint = wildcards ? "" : " to publish to (no wildcards)";
-    throw new NatsSubjectError(`${what} is not a valid NATS subject${hint}`);
-  }
+  if (!valid) return `is not a valid NATS subject${wildcards ? "" : " to publish to (no wildcards)"}`;
   const [first, second] = subject.split(".");
-  if (first === "*" || first === ">") {
-    throw new NatsSubjectError(`${what} must not start with a wildcard`);
-  }
-  if (first === "agents" && second !== agentId) {
-    throw new NatsSubjectError(`${what} must not reach other agents' subjects (agents.<id>.…)`);
-  }
-  if (first?.startsWith("$")) {
-    throw new NatsSubjectError(`${what} must not be a NATS system or JetStream API subject ($…)`);
-  }
-  if (!wildcards && first === "_INBOX") {
-    throw new NatsSubjectError(`${what} must not be a reply inbox (_INBOX.…)`);
-  }
+  if (first === "*" || first === ">") return "must not start with a wildcard";
+  if (first === "agents" && second !== agentId)
+    return "must not reach other agents' subjects (agents.<id>.…)";
+  if (first?.startsWith("$")) return "must not be a NATS system or JetStream API subject ($…)";
+  if (!wildcards && first === "_INBOX") return "must not be a reply inbox (_INBOX.…)";
+  return undefined;
 }
 
 function unique(values: string[]): string[] {

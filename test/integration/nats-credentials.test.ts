@@ -1,4 +1,4 @@
-import { createAccount } from "@nats-io/nkeys";
+import { createAccount } from "@nats-io/jwt";
 import {
   AuthorizationError,
   connect,
@@ -6,7 +6,6 @@ import {
   type Msg,
   type NatsConnection,
   PermissionViolationError,
-  type Status,
   type Subscription,
 } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -47,7 +46,7 @@ describe.runIf(runs)("NATS credentials scoped to one agent (real nats-server, de
     const errors: Error[] = [];
     // Ends when afterEach closes the connection.
     void (async () => {
-      for await (const status of agent.status() as AsyncIterable<Status>) {
+      for await (const status of agent.status()) {
         if (status.type === "error") errors.push(status.error);
       }
     })();

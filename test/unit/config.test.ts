@@ -16,6 +16,33 @@ function configError(env: Record<string, string | undefined>): ConfigError {
 }
 
 describe("loadConfig", () => {
+  describe("managed agents", () => {
+    it("collects STEWARD_AGENT_<NAME>_<KEY> variables, not Steward's own STEWARD_AGENTS_* settings", () => {
+      const config = loadConfig({
+        STEWARD_AGENT_LOG_SENTINEL_PATTERN: "PANIC",
+        STEWARD_AGENTS_DIR: "/srv/agents",
+        STEWARD_AGENTS_MAX_RESTARTS: "2",
+      });
+      expect(config.lifecycle.agentEnvironment).toEqual({ STEWARD_AGENT_LOG_SENTINEL_PATTERN: "PANIC" });
+      expect(config.lifecycle).toMatchObject({ agentsDir: "/srv/agents", maxRestarts: 2 });
+    });
+
+    it("names the variable of a bad value", () => {
+      expect(configError({ STEWARD_HEARTBEAT_SWEEP_MS: "0" }).variable).toBe("STEWARD_HEARTBEAT_SWEEP_MS");
+      expect(configError({ STEWARD_AGENTS_WATCH: "yes" }).variable).toBe("STEWARD_AGENTS_WATCH");
+      expect(configError({ NATS_URL: "http://nats:4222" }).variable).toBe("NATS_URL");
+      expect(configError({ STEWARD_NATS_ACCOUNT_SEED: "SA…" }).variable).toBe("STEWARD_NATS_ACCOUNT_SEED");
+    });
+
+    it("reads NATS settings", () => {
+      expect(loadConfig({ NATS_URL: "nats://127.0.0.1:4222" }).nats).toEqual({
+        url: "nats://127.0.0.1:4222",
+        accountSeed: undefined,
+        credentialsTtlS: 86_400,
+      });
+    });
+  });
+
   describe("defaults", () => {
     it("starts a development server on 0.0.0.0:8080 with the embedded database in ./.steward", () => {
       expect(loadConfig({})).toEqual({
@@ -45,6 +72,24 @@ describe("loadConfig", () => {
           notionApiUrl: "https://api.notion.com",
         },
         smtp: undefined,
+        nats: undefined,
+        lifecycle: {
+          agentsDir: "./agents",
+          agentsOrg: "default",
+          watchAgentsDir: true,
+          heartbeatIntervalS: 30,
+          heartbeatUnhealthyAfter: 3,
+          heartbeatFailedAfter: 6,
+          heartbeatSweepMs: 5_000,
+          agentTokenTtlS: 900,
+          discoveryTokenTtlS: 900,
+          telemetryRetentionDays: 7,
+          restartDelayMs: 1_000,
+          maxRestarts: 5,
+          stopGraceMs: 10_000,
+          agentEnvironment: {},
+          agentPath: "/usr/local/bin:/usr/bin:/bin",
+        },
       });
     });
 

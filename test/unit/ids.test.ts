@@ -29,11 +29,14 @@ describe("newId", () => {
 
   it("covers every kind", () => {
     expect(Object.keys(ID_PREFIXES).sort()).toEqual([
+      "agentAlert",
+      "agentAlertRule",
       "apiKey",
       "approval",
       "approvalRule",
       "auditEvent",
       "delivery",
+      "discoveryToken",
       "externalAgent",
       "invocation",
       "organization",
