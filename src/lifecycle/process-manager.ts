@@ -3,6 +3,7 @@
  * on by line, restarts crashes with backoff, stops them (and what they started) gracefully.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { constants } from "node:os";
 
 /** How to run one agent: the factory returning it is called again before every restart. */
 export interface ProcessSpec {
@@ -71,17 +72,26 @@ const MAX_LINE_CHARS = 16 * 1024;
 /** After the process exited, how long to wait for its pipes to close before closing them ourselves. */
 const PIPE_CLOSE_WAIT_MS = 1000;
 /**
- * dash (/bin/sh on Debian) forks for `-c` rather than exec, so SIGTERM would kill the shell first
- * and hide the agent's own exit. Trapped, the shell waits and exits with the agent's status; the
- * agent still gets default signal handling, as exec resets caught signals.
+ * dash (/bin/sh on Debian) forks for `-c` rather than exec, so SIGTERM to the group would kill the
+ * shell first and hide the agent's own exit; a `trap` would instead swallow a signal that arrives
+ * before the agent is forked. So the command runs as the shell's background job, and only then does
+ * the shell ignore TERM: every process gets the signal, and the shell exits with the agent's status
+ * (128 + n when signal n killed it, which exitOf turns back into the signal). As for any background
+ * job, SIGINT and SIGQUIT start ignored (Steward sends neither). 2>/dev/null hides "Terminated".
  */
-const SHELL_PRELUDE = "trap 'exit $?' TERM\n";
+const wrapCommand = (command: string) => `{ ${command}\n} &\ntrap '' TERM\nwait $! 2>/dev/null`;
+
+interface Run {
+  child: ChildProcess;
+  exited: Promise<ProcessExit>;
+  kill: () => void;
+}
 
 interface Managed {
   agentId: string;
   spec: () => Promise<ProcessSpec>;
-  /** The current child; `exited` settles once it has exited and its output is flushed. */
-  run?: { child: ChildProcess; exited: Promise<ProcessExit> };
+  /** The current child; `exited` settles once its output is flushed, `kill` ends its whole group. */
+  run?: Run;
   startedAt?: Date;
   /** Automatic restarts since start(). */
   restarts: number;
@@ -123,13 +133,13 @@ export class ProcessManager {
       this.forget(managed);
       return undefined;
     }
-    const { child, exited } = managed.run;
+    const { child, exited, kill } = managed.run;
     signalGroup(child, "SIGTERM");
-    const kill = setTimeout(() => signalGroup(child, "SIGKILL"), this.options.stopGraceMs);
+    const deadline = setTimeout(kill, this.options.stopGraceMs);
     try {
       return await exited;
     } finally {
-      clearTimeout(kill);
+      clearTimeout(deadline);
     }
   }
 
@@ -165,7 +175,7 @@ export class ProcessManager {
     if (managed.stopping)
       throw new ProcessNotRunningError(`agent ${managed.agentId} was stopped before it started`);
     // detached: the child leads its own process group, so a signal reaches everything it started.
-    const child = spawn("/bin/sh", ["-c", SHELL_PRELUDE + spec.command], {
+    const child = spawn("/bin/sh", ["-c", wrapCommand(spec.command)], {
       cwd: spec.cwd,
       env: spec.env,
       detached: true,
@@ -177,13 +187,13 @@ export class ProcessManager {
       throw new Error(`cannot start agent ${managed.agentId} in ${spec.cwd}: ${cause.message}`, { cause });
     }
     managed.startedAt = new Date();
-    managed.run = { child, exited: this.watch(managed, child) };
+    managed.run = this.watch(managed, child);
     this.options.events.started(managed.agentId, { pid: child.pid, restarts: managed.restarts });
     return child.pid;
   }
 
-  /** Passes output on and settles when the child has exited and its pipes are closed. */
-  private watch(managed: Managed, child: ChildProcess): Promise<ProcessExit> {
+  /** Passes output on; `exited` settles when the child has exited and its pipes are closed. */
+  private watch(managed: Managed, child: ChildProcess): Run {
     const { events } = this.options;
     const stdout = lineSplitter((line) => events.output(managed.agentId, "stdout", line));
     const stderr = lineSplitter((line) => events.output(managed.agentId, "stderr", line));
@@ -192,25 +202,32 @@ export class ProcessManager {
     // A failed kill() also emits "error"; without a listener that would crash Steward.
     child.on("error", () => {});
     let pipeTimer: NodeJS.Timeout | undefined;
-    child.once("exit", () => {
-      // Helpers the agent left behind must not outlive it; they would also hold its pipes open.
+    const kill = () => {
       signalGroup(child, "SIGKILL");
       // Something that left the group (setsid) may still hold the pipes: stop waiting for it.
-      pipeTimer = setTimeout(() => {
+      pipeTimer ??= setTimeout(() => {
         child.stdout?.destroy();
         child.stderr?.destroy();
       }, PIPE_CLOSE_WAIT_MS);
+    };
+    // After a crash, what the agent left behind must not outlive it (it would also hold the pipes
+    // open); during stop() its helpers may still be shutting down, and stop()'s deadline covers them.
+    child.once("exit", () => {
+      if (!managed.stopping) kill();
     });
-    return new Promise((resolve) => {
+    const exited = new Promise<ProcessExit>((resolve) => {
       child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
         clearTimeout(pipeTimer);
+        // The agent is gone; whatever is left in its group (not holding the pipes) is an orphan.
+        signalGroup(child, "SIGKILL");
         stdout.flush();
         stderr.flush();
-        const exit = { code, signal };
+        const exit = exitOf(code, signal);
         resolve(exit);
         this.onExit(managed, exit);
       });
     });
+    return { child, exited, kill };
   }
 
   private onExit(managed: Managed, exit: ProcessExit): void {
@@ -264,6 +281,16 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     child.kill(signal);
   }
+}
+
+const signalNames = new Map<number, NodeJS.Signals>();
+for (const [name, number] of Object.entries(constants.signals).reverse())
+  signalNames.set(number, name as NodeJS.Signals);
+
+/** The shell reports an agent killed by signal n as exit code 128 + n: report the signal instead. */
+function exitOf(code: number | null, signal: NodeJS.Signals | null): ProcessExit {
+  const killedBy = code !== null && code > 128 ? signalNames.get(code - 128) : undefined;
+  return killedBy ? { code: null, signal: killedBy } : { code, signal };
 }
 
 /** Splits a text stream into lines, cutting lines over MAX_LINE_CHARS; flush() emits a last partial line. */

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,11 +14,6 @@ import {
 
 /** The nats-server binary the integration tests start their own servers from. */
 export const NATS_SERVER_BIN = "/usr/sbin/nats-server";
-
-/** Whether the binary is installed; tests skip without it locally but must fail in CI. */
-export function natsServerAvailable(): boolean {
-  return existsSync(NATS_SERVER_BIN);
-}
 
 /** A throwaway nats-server in decentralized auth mode, trusting one operator with one account. */
 export interface DecentralizedNatsServer {

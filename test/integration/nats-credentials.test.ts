@@ -10,20 +10,13 @@ import {
 } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type AgentSubjects, NatsCredentialIssuer } from "../../src/lifecycle/nats-credentials.js";
-import {
-  type DecentralizedNatsServer,
-  natsServerAvailable,
-  startDecentralizedNatsServer,
-} from "../helpers/nats-server.js";
-
-// CI must have the binary: a missing server there fails in beforeAll instead of passing silently.
-const runs = natsServerAvailable() || process.env.CI === "true";
+import { type DecentralizedNatsServer, startDecentralizedNatsServer } from "../helpers/nats-server.js";
 
 function subjectsFor(agentId: string): AgentSubjects {
   return { agentId, subscribedTopics: ["scans.requested.>"], findingsTopic: `findings.${agentId}` };
 }
 
-describe.runIf(runs)("NATS credentials scoped to one agent (real nats-server, decentralized auth)", () => {
+describe("NATS credentials scoped to one agent (real nats-server, decentralized auth)", () => {
   let server: DecentralizedNatsServer;
   let issuer: NatsCredentialIssuer;
   let admin: NatsConnection;

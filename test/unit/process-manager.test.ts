@@ -250,14 +250,15 @@ describe("ProcessManager: stopping", () => {
     expect(lines("stubborn", "stdout")).toContain("ignored");
   });
 
-  it("takes the agent's grandchildren down with it", async () => {
+  it("takes the agent's grandchildren down with it, even one that ignores SIGTERM", async () => {
     const { manager } = harness();
     const pidFile = join(scratch, "grandchild.pid");
     writeFileSync(
       join(scratch, "grandchild.cjs"),
-      `require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); ${FOREVER}`,
+      `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); ${FOREVER}`,
     );
-    // The direct child spawns the grandchild and waits, as `tsx agent.ts` or `npm start` would.
+    // The direct child spawns the grandchild and waits, as `tsx agent.ts` or `npm start` would. The
+    // grandchild ignores SIGTERM and holds no pipe: nothing but the manager's cleanup can end it.
     writeFileSync(
       join(scratch, "parent.cjs"),
       `require("child_process").spawn(process.execPath, ["grandchild.cjs"], { stdio: "ignore" }); ${FOREVER}`,
@@ -277,8 +278,8 @@ describe("ProcessManager: stopping", () => {
     await until(() => lines("again", "stdout").includes("ready"));
     const { pid: next } = await manager.restart("again");
     expect(next).not.toBe(pid);
-    // Killed by the default SIGTERM action, reported the shell's way (128 + 15).
-    expect(await waitFor("stopped", "again")).toMatchObject({ signal: null, code: 143 });
+    // Killed by the default SIGTERM action: the shell's exit code 143 is reported as the signal.
+    expect(await waitFor("stopped", "again")).toMatchObject({ code: null, signal: "SIGTERM" });
     expect(await waitFor("started", "again", 2)).toMatchObject({ pid: next, restarts: 0 });
     expect(isAlive(pid)).toBe(false);
   });
