@@ -1,7 +1,5 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { and, asc, count, desc, eq, gt, isNull, ne, type SQL } from "drizzle-orm";
-import semver from "semver";
-import { Compile } from "typebox/compile";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Principal } from "../auth/permissions.js";
 import type { Db, DbOrTx } from "../db/database.js";
@@ -13,10 +11,11 @@ import {
   managedAgentTransitions,
 } from "../db/schema.js";
 import type { EventOutbox } from "../delivery/delivery-target.js";
-import { AppError, type FieldError, NotFoundError, ValidationError } from "../errors.js";
+import { AppError, NotFoundError, ValidationError } from "../errors.js";
 import { type Page, type PageRequest, toPage } from "../http/pagination.js";
 import { newId } from "../ids.js";
-import { AGENT_NAME_PATTERN, AGENT_TYPE_PATTERN, type AgentPackage, defaultsOf } from "./agent-package.js";
+import { definitionErrors, topicErrors } from "./agent-definition-rules.js";
+import { type AgentPackage, defaultsOf } from "./agent-package.js";
 import type { AgentState } from "./agent-states.js";
 import type { AgentTokens } from "./agent-token.js";
 import { changeState, recordTransition } from "./agent-transitions.js";
@@ -28,7 +27,8 @@ import type {
   RegisterAgentBody,
   SelfRegisterBody,
 } from "./managed-agent.schemas.js";
-import { agentSubjectPermissions, type NatsCredentialIssuer, topicProblem } from "./nats-credentials.js";
+import { toManagedAgentView } from "./managed-agent.view.js";
+import { agentSubjectPermissions, type NatsCredentialIssuer } from "./nats-credentials.js";
 
 const PACKAGE_CONSTRAINT = "managed_agents_package_key";
 const DEFAULT_TYPE = "agent";
@@ -53,80 +53,6 @@ export interface Credentials {
     expires_at: string;
     permissions: { publish: string[]; subscribe: string[] };
   } | null;
-}
-
-export function toManagedAgentView(row: ManagedAgentRow): ManagedAgent {
-  return {
-    id: row.id,
-    organization_id: row.organizationId,
-    name: row.name,
-    version: row.version,
-    description: row.description,
-    type: row.type,
-    tags: row.tags,
-    subscribed_topics: row.subscribedTopics,
-    findings_topic: row.findingsTopic,
-    command: row.command,
-    managed_process: row.command !== null && row.packageDir !== null,
-    resource_hints: row.resourceHints,
-    config_schema: row.configSchema,
-    config_version: row.configVersion,
-    state: row.state as AgentState,
-    state_changed_at: row.stateChangedAt.toISOString(),
-    health: row.health as ManagedAgent["health"],
-    heartbeat_interval_s: row.heartbeatIntervalS,
-    last_heartbeat_at: row.lastHeartbeatAt?.toISOString() ?? null,
-    last_heartbeat: row.lastHeartbeat,
-    created_by: row.createdBy,
-    created_at: row.createdAt.toISOString(),
-    updated_at: row.updatedAt.toISOString(),
-  };
-}
-
-/** What is wrong with a definition given over the API, field by field (the same rules as a package). */
-function definitionErrors(body: Partial<AgentDefinitionBody>): FieldError[] {
-  const errors: FieldError[] = [];
-  const required = ["name", "version", "description", "subscribed_topics", "findings_topic"] as const;
-  for (const field of required)
-    if (body[field] === undefined) errors.push({ field, message: `${field} is required` });
-  if (body.name !== undefined && !AGENT_NAME_PATTERN.test(body.name))
-    errors.push({ field: "name", message: "must be a lower-case slug (letters, digits, - and _)" });
-  if (body.version !== undefined && semver.valid(body.version) !== body.version)
-    errors.push({ field: "version", message: `"${body.version}" is not a semantic version` });
-  if (body.type !== undefined && !AGENT_TYPE_PATTERN.test(body.type))
-    errors.push({ field: "type", message: "must be a lower-case slug starting with a letter" });
-  errors.push(...topicErrors(body.subscribed_topics ?? [], body.findings_topic));
-  if (body.config_schema !== undefined) {
-    const schema = body.config_schema;
-    if (schema.type !== undefined && schema.type !== "object")
-      errors.push({ field: "config_schema", message: 'must describe an object ("type": "object")' });
-    else if (schema.properties !== undefined && !isPlainObject(schema.properties))
-      errors.push({ field: "config_schema", message: '"properties" must be an object' });
-    else {
-      try {
-        Compile(schema);
-      } catch {
-        errors.push({ field: "config_schema", message: "is not a JSON Schema Steward can compile" });
-      }
-    }
-  }
-  return errors;
-}
-
-/** Topics an agent may not have: invalid, or reaching beyond its own subjects (see nats-credentials). */
-function topicErrors(subscribed: readonly string[], findings: string | undefined): FieldError[] {
-  const errors: FieldError[] = [];
-  subscribed.forEach((subject, index) => {
-    const problem = topicProblem(subject, true);
-    if (problem) errors.push({ field: `subscribed_topics[${index}]`, message: `"${subject}" ${problem}` });
-  });
-  const problem = findings === undefined ? undefined : topicProblem(findings, false);
-  if (problem) errors.push({ field: "findings_topic", message: `"${findings}" ${problem}` });
-  return errors;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function hashToken(token: string): string {
