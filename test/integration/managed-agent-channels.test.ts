@@ -1,0 +1,143 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createAccount } from "@nats-io/nkeys";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runAgentsCommand } from "../../src/lifecycle/agents-cli.js";
+import { until } from "../helpers/eventually.js";
+import { TEST_NATS_URL } from "../helpers/services.js";
+import { startTestSteward, type TestSteward } from "../helpers/steward.js";
+
+/** A package that runs a process doing nothing until it is stopped. */
+async function writeSleeper(dir: string, name: string): Promise<void> {
+  await mkdir(join(dir, name));
+  await writeFile(
+    join(dir, name, ".env.discovery"),
+    [
+      `AGENT_NAME=${name}`,
+      "AGENT_VERSION=0.1.0",
+      "AGENT_DESCRIPTION=sleeps",
+      "DEFAULT_SUBSCRIBED_TOPICS=work.>",
+      "DEFAULT_FINDINGS_TOPIC=findings.work",
+      `AGENT_COMMAND=node -e "setInterval(() => {}, 1000)"`,
+    ].join("\n"),
+  );
+}
+
+/**
+ * How agents and operators reach Steward besides the plain API: NATS credentials at
+ * registration, the config long-poll, the directory watcher and the `steward agents` CLI.
+ */
+describe("managed agent channels", () => {
+  let t: TestSteward;
+  let agentsDir: string;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    agentsDir = await mkdtemp(join(tmpdir(), "steward-agents-"));
+    await writeSleeper(agentsDir, "sleeper");
+    t = await startTestSteward("postgres", {
+      STEWARD_AGENTS_DIR: agentsDir,
+      NATS_URL: TEST_NATS_URL,
+      STEWARD_NATS_ACCOUNT_SEED: new TextDecoder().decode(createAccount().getSeed()),
+      STEWARD_AGENTS_STOP_GRACE_MS: "1000",
+    });
+    baseUrl = await t.steward.server.listen({ host: "127.0.0.1", port: 0 });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await rm(agentsDir, { recursive: true, force: true });
+  });
+
+  const register = async (name: string, topics: { subscribed?: string[]; findings?: string } = {}) =>
+    t.request({
+      method: "POST",
+      url: "/api/v1/agents",
+      payload: {
+        name,
+        version: "1.0.0",
+        description: "worker",
+        subscribed_topics: topics.subscribed ?? ["jobs.>"],
+        findings_topic: topics.findings ?? "findings.jobs",
+      },
+    });
+
+  it("hands a registered agent NATS credentials scoped to its own subjects", async () => {
+    const response = await register("nats-worker");
+    expect(response.statusCode).toBe(201);
+    const { agent, credentials } = response.json();
+    expect(credentials.nats.creds).toContain("-----BEGIN NATS USER JWT-----");
+    expect(credentials.nats.creds).toContain("-----BEGIN USER NKEY SEED-----");
+    expect(credentials.nats.public_key).toMatch(/^U[A-Z0-9]{55}$/);
+    expect(credentials.nats.permissions).toEqual({
+      publish: [
+        `agents.${agent.id}.heartbeat`,
+        `agents.${agent.id}.metrics`,
+        `agents.${agent.id}.logs`,
+        "findings.jobs",
+      ],
+      subscribe: [`agents.${agent.id}.control`, "jobs.>", "_INBOX.>"],
+    });
+    // Shown once: reading the agent again never returns them.
+    expect((await t.request({ method: "GET", url: `/api/v1/agents/${agent.id}` })).body).not.toContain(
+      "NKEY",
+    );
+  });
+
+  it("refuses topics that would reach other agents' subjects or NATS's own", async () => {
+    const response = await register("overreach", {
+      subscribed: ["agents.*.control"],
+      findings: "$JS.API.STREAM.DELETE.X",
+    });
+    expect(response.statusCode).toBe(400);
+    const fields = response.json().error.details.errors.map((error: { field: string }) => error.field);
+    expect(fields).toEqual(["subscribed_topics[0]", "findings_topic"]);
+  });
+
+  it("answers a config long-poll as soon as a newer version is stored, and 204 when the wait runs out", async () => {
+    const { agent, credentials } = (await register("poller")).json();
+    const poll = (after: number, wait: number) =>
+      fetch(`${baseUrl}/api/v1/agents/${agent.id}/control?after=${after}&wait_s=${wait}`, {
+        headers: { authorization: `Bearer ${credentials.token}` },
+      });
+    const waiting = poll(0, 20);
+    const put = await t.request({
+      method: "PUT",
+      url: `/api/v1/agents/${agent.id}/config`,
+      payload: { level: 3 },
+    });
+    expect(put.statusCode).toBe(200);
+    const answer = await waiting;
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ type: "config", version: 1, config: { level: 3 } });
+
+    const idle = await poll(1, 1);
+    expect(idle.status).toBe(204);
+  });
+
+  it("discovers a package dropped into the watched directory while running", async () => {
+    await writeSleeper(agentsDir, "latecomer");
+    await until(async () => {
+      const found = (await t.request({ method: "GET", url: "/api/v1/agents?name=latecomer" })).json();
+      return found.items.length === 1;
+    });
+    const found = (await t.request({ method: "GET", url: "/api/v1/agents?name=latecomer" })).json();
+    expect(found.items).toEqual([expect.objectContaining({ state: "discovered", managed_process: true })]);
+  });
+
+  it("runs `steward agents discover|start|stop` against the running server", async () => {
+    const client = { url: baseUrl, apiKey: t.adminKey };
+    expect(await runAgentsCommand(client, ["discover"])).toMatch(/sleeper 0\.1\.0/);
+    const id = (await t.request({ method: "GET", url: "/api/v1/agents?name=sleeper" })).json().items[0].id;
+    await t.request({ method: "POST", url: "/api/v1/agents", payload: { agent_id: id } });
+
+    expect(await runAgentsCommand(client, ["start", id])).toMatch(
+      new RegExp(`^${id}: running \\(pid \\d+\\)$`),
+    );
+    expect(await runAgentsCommand(client, ["stop", id])).toBe(`${id}: stopped`);
+    await expect(runAgentsCommand(client, ["stop", "nobody-1"])).rejects.toThrow(/^404: /);
+    await expect(runAgentsCommand({ ...client, apiKey: "sk_live_wrong" }, ["discover"])).rejects.toThrow(
+      /^401: /,
+    );
+  });
+});
