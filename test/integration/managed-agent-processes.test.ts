@@ -77,6 +77,7 @@ describe("managed agent processes over NATS", () => {
       health: "healthy",
       last_heartbeat_at: expect.any(String),
     });
+    await until(() => logged("process started"));
     expect(await logged("process started")).toBe(true);
   });
 
@@ -113,6 +114,8 @@ describe("managed agent processes over NATS", () => {
     expect(second).not.toBe(first);
     expect((await get("/process")).process.restarts).toBe(1);
     expect(await get("")).toMatchObject({ state: "running" });
+    // Output and exits are written to the log in batches: wait for the crash's line.
+    await until(() => logged("signal SIGKILL"));
     expect(await logged("signal SIGKILL")).toBe(true);
 
     crash(second);
