@@ -85,9 +85,12 @@ export const BROKEN = {
   "bad-subject": "bad-subject",
 };
 
-/** Where a test file's agents directory is, once its beforeAll has written it. */
+/** One test file's agents directory, and the Stewards its describe blocks run over it. */
 export interface AgentsDir {
+  /** The directory's path, once the file's beforeAll has written it. */
   readonly path: string;
+  /** A Steward for one describe block, scanning this directory at start (no watcher). */
+  useSteward(env?: () => Record<string, string>): Api;
 }
 
 /** Writes the packages into a fresh temporary agents directory and answers its path. */
@@ -105,7 +108,10 @@ async function writeAgentsDir(): Promise<string> {
   return agentsDir;
 }
 
-/** One test file's agents directory: written in its beforeAll, removed in its afterAll. */
+/**
+ * The test file's agents directory: call at the top level of the file, so it is written in
+ * the file's beforeAll and removed in its afterAll.
+ */
 export function useAgentsDir(): AgentsDir {
   let agentsDir = "";
   beforeAll(async () => {
@@ -118,15 +124,16 @@ export function useAgentsDir(): AgentsDir {
     get path() {
       return agentsDir;
     },
+    useSteward: (env = () => ({})) => useSteward(() => agentsDir, env),
   };
 }
 
 /** A Steward for one describe block, scanning the agents directory at start (no watcher). */
-export function useSteward(agentsDir: AgentsDir, env: () => Record<string, string> = () => ({})) {
+function useSteward(agentsDir: () => string, env: () => Record<string, string>) {
   const holder = {} as { t: TestSteward };
   beforeAll(async () => {
     holder.t = await startTestSteward("postgres", {
-      STEWARD_AGENTS_DIR: agentsDir.path,
+      STEWARD_AGENTS_DIR: agentsDir(),
       STEWARD_AGENTS_WATCH: "false",
       ...env(),
     });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
-import { AGENTS, fieldsOf, registerByHand, useAgentsDir, useSteward } from "../helpers/managed-agents.js";
+import { AGENTS, fieldsOf, registerByHand, useAgentsDir } from "../helpers/managed-agents.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { createKey, createOrgWithKey, invokeEnv, registerAgent } from "../helpers/steward.js";
 
@@ -15,7 +15,7 @@ const agentsDir = useAgentsDir();
 
 describe("alerts", () => {
   let channel: MockAgent;
-  const api = useSteward(agentsDir, () => invokeEnv({ STEWARD_DELIVERY_RETRY_DELAYS: "100ms" }));
+  const api = agentsDir.useSteward(() => invokeEnv({ STEWARD_DELIVERY_RETRY_DELAYS: "100ms" }));
   beforeAll(async () => {
     channel = await startMockAgent(() => ({ status: 200, body: {} }));
   });
@@ -27,26 +27,19 @@ describe("alerts", () => {
     expect(response.statusCode, response.body).toBe(200);
     return response.json();
   };
+  /** Creates an alert rule on one agent (201); answers the rule. */
+  const createRule = async (agent: { id: string }, rule: Record<string, unknown>) => {
+    const response = await api.post(`${AGENTS}/alert-rules`, { ...rule, agent_id: agent.id });
+    expect(response.statusCode, response.body).toBe(201);
+    return response.json();
+  };
 
   describe("happy path", () => {
     it("a metric above a rule's threshold opens an alert; a value below resolves it", async () => {
       const agent = await registerByHand(api);
-      const created = await api.post(`${AGENTS}/alert-rules`, {
-        name: "too many errors",
-        kind: "metric_threshold",
-        metric: "errors",
-        threshold: 5,
-        agent_id: agent.id,
-      });
-      expect(created.statusCode, created.body).toBe(201);
-      const rule = created.json();
-      expect(rule).toMatchObject({
-        name: "too many errors",
-        kind: "metric_threshold",
-        metric: "errors",
-        threshold: 5,
-        enabled: true,
-      });
+      const body = { name: "too many errors", kind: "metric_threshold", metric: "errors", threshold: 5 };
+      const rule = await createRule(agent, body);
+      expect(rule).toMatchObject({ ...body, enabled: true });
       expect(
         (await api.get(`${AGENTS}/alert-rules`)).json().items.map((r: { id: string }) => r.id),
       ).toContain(rule.id);
@@ -89,16 +82,14 @@ describe("alerts", () => {
         platform_config: { webhook_url: channel.url },
       });
       const agent = await registerByHand(api);
-      const created = await api.post(`${AGENTS}/alert-rules`, {
+      const rule = await createRule(agent, {
         name: "queue backlog",
         kind: "metric_threshold",
         metric: "queue_depth",
         threshold: 100,
-        agent_id: agent.id,
         notify_external_agent_id: channelId,
       });
-      expect(created.statusCode, created.body).toBe(201);
-      expect(created.json().notify_external_agent_id).toBe(channelId);
+      expect(rule.notify_external_agent_id).toBe(channelId);
 
       const report = { custom: { queue_depth: 250 } };
       expect((await api.post(`${AGENTS}/${agent.id}/metrics`, report, agent.token)).statusCode).toBe(202);
@@ -113,18 +104,16 @@ describe("alerts", () => {
     });
     it("an error-rate rule fires above the share of errors in its window and clears below", async () => {
       const agent = await registerByHand(api);
-      const created = await api.post(`${AGENTS}/alert-rules`, {
+      const rule = await createRule(agent, {
         name: "error rate",
         kind: "error_rate",
         threshold: 0.5,
         window_s: 60,
-        agent_id: agent.id,
       });
-      expect(created.statusCode, created.body).toBe(201);
       const report = (body: object) => api.post(`${AGENTS}/${agent.id}/metrics`, body, agent.token);
       expect((await report({ events_processed: 10, errors: 8 })).statusCode).toBe(202);
       const [open] = (await alerts(`open=true&agent_id=${agent.id}`)).items;
-      expect(open).toMatchObject({ kind: "error_rate", rule_id: created.json().id });
+      expect(open).toMatchObject({ kind: "error_rate", rule_id: rule.id });
       expect((await report({ events_processed: 100, errors: 0 })).statusCode).toBe(202);
       expect((await alerts(`open=true&agent_id=${agent.id}`)).total).toBe(0);
     });
@@ -133,15 +122,13 @@ describe("alerts", () => {
       const agent = await registerByHand(api);
       const rules: string[] = [];
       for (const metric of ["memory", "cpu"]) {
-        const created = await api.post(`${AGENTS}/alert-rules`, {
+        const rule = await createRule(agent, {
           name: `doomed ${metric} rule`,
           kind: "metric_threshold",
           metric,
           threshold: 100,
-          agent_id: agent.id,
         });
-        expect(created.statusCode, created.body).toBe(201);
-        rules.push(created.json().id);
+        rules.push(rule.id);
       }
       await api.post(`${AGENTS}/${agent.id}/metrics`, { memory: 500, cpu: 200 }, agent.token);
       const open = (await alerts(`open=true&agent_id=${agent.id}`)).items;
@@ -166,28 +153,24 @@ describe("alerts", () => {
 
   describe("errors", () => {
     it("refuses incomplete or clashing rules", async () => {
-      const noMetric = await api.post(`${AGENTS}/alert-rules`, {
-        name: "no metric",
-        kind: "metric_threshold",
-        threshold: 5,
-      });
-      expect(noMetric.statusCode).toBe(400);
-      expect(fieldsOf(noMetric)).toContain("metric");
-      const badKind = await api.post(`${AGENTS}/alert-rules`, {
-        name: "bad kind",
-        kind: "vibes",
-        threshold: 5,
-      });
-      expect(badKind.statusCode).toBe(400);
-      expect(fieldsOf(badKind)).toContain("kind");
-      const unknownChannel = await api.post(`${AGENTS}/alert-rules`, {
-        name: "nowhere",
-        kind: "missed_heartbeats",
-        threshold: 3,
-        notify_external_agent_id: "agt_00000000000000000000000000",
-      });
-      expect(unknownChannel.statusCode).toBe(400);
-      expect(fieldsOf(unknownChannel)).toContain("notify_external_agent_id");
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [{ name: "no metric", kind: "metric_threshold", threshold: 5 }, "metric"],
+        [{ name: "bad kind", kind: "vibes", threshold: 5 }, "kind"],
+        [
+          {
+            name: "nowhere",
+            kind: "missed_heartbeats",
+            threshold: 3,
+            notify_external_agent_id: "agt_00000000000000000000000000",
+          },
+          "notify_external_agent_id",
+        ],
+      ];
+      for (const [rule, field] of cases) {
+        const response = await api.post(`${AGENTS}/alert-rules`, rule);
+        expect(response.statusCode, String(rule.name)).toBe(400);
+        expect(fieldsOf(response)).toContain(field);
+      }
       const body = { name: "twice", kind: "missed_heartbeats", threshold: 3 };
       expect((await api.post(`${AGENTS}/alert-rules`, body)).statusCode).toBe(201);
       const again = await api.post(`${AGENTS}/alert-rules`, body);

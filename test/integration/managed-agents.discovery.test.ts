@@ -10,7 +10,6 @@ import {
   registerByHand,
   SENTINEL_SCHEMA,
   useAgentsDir,
-  useSteward,
 } from "../helpers/managed-agents.js";
 import { createKey, createOrgWithKey } from "../helpers/steward.js";
 
@@ -24,7 +23,7 @@ import { createKey, createOrgWithKey } from "../helpers/steward.js";
 const agentsDir = useAgentsDir();
 
 describe("discovery", () => {
-  const api = useSteward(agentsDir);
+  const api = agentsDir.useSteward();
 
   describe("happy path", () => {
     it("the start-time scan put exactly the two valid packages into the default organization", async () => {
@@ -151,7 +150,7 @@ describe("discovery", () => {
 });
 
 describe("discovery tokens", () => {
-  const api = useSteward(agentsDir);
+  const api = agentsDir.useSteward();
   const selfRegister = (token: string, overrides: Record<string, unknown> = {}) =>
     api.post(`${AGENTS}/register`, { discovery_token: token, ...definition(overrides) }, null);
   const newToken = async (key?: string) => {

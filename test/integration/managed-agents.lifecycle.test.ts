@@ -7,7 +7,6 @@ import {
   registerByHand,
   SENTINEL_SCHEMA,
   useAgentsDir,
-  useSteward,
 } from "../helpers/managed-agents.js";
 import { createKey } from "../helpers/steward.js";
 
@@ -21,7 +20,7 @@ import { createKey } from "../helpers/steward.js";
 const agentsDir = useAgentsDir();
 
 describe("lifecycle states", () => {
-  const api = useSteward(agentsDir);
+  const api = agentsDir.useSteward();
   const setStatus = (id: string, status: string, reason?: string, key?: string) =>
     api.put(`${AGENTS}/${id}/status`, reason === undefined ? { status } : { status, reason }, key);
 
@@ -147,7 +146,7 @@ describe("lifecycle states", () => {
 });
 
 describe("configuration", () => {
-  const api = useSteward(agentsDir, () => ({
+  const api = agentsDir.useSteward(() => ({
     STEWARD_AGENT_LOG_SENTINEL_THRESHOLD: "20",
     STEWARD_AGENT_LOG_SENTINEL_REGION: "eu-west-1",
   }));

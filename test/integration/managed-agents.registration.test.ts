@@ -7,7 +7,6 @@ import {
   ID_PATTERN,
   registerByHand,
   useAgentsDir,
-  useSteward,
 } from "../helpers/managed-agents.js";
 import { createKey, createOrgWithKey } from "../helpers/steward.js";
 
@@ -21,7 +20,7 @@ import { createKey, createOrgWithKey } from "../helpers/steward.js";
 const agentsDir = useAgentsDir();
 
 describe("registration", () => {
-  const api = useSteward(agentsDir);
+  const api = agentsDir.useSteward();
 
   describe("happy path", () => {
     it("registers a discovered agent: 201, state registered, and a token that works for the agent itself", async () => {
@@ -172,7 +171,7 @@ describe("registration", () => {
 });
 
 describe("agent tokens", () => {
-  const api = useSteward(agentsDir);
+  const api = agentsDir.useSteward();
 
   it("the agent refreshes its token and the new one works", async () => {
     const agent = await registerByHand(api);
@@ -224,7 +223,7 @@ describe("agent tokens", () => {
 });
 
 describe("access control", () => {
-  const api = useSteward(agentsDir);
+  const api = agentsDir.useSteward();
 
   it("viewer, auditor and developer read but cannot change", async () => {
     const agent = await registerByHand(api);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AGENTS, fieldsOf, registerByHand, useAgentsDir, useSteward } from "../helpers/managed-agents.js";
+import { AGENTS, fieldsOf, registerByHand, useAgentsDir } from "../helpers/managed-agents.js";
 import { createKey } from "../helpers/steward.js";
 
 /**
@@ -11,7 +11,7 @@ import { createKey } from "../helpers/steward.js";
 const agentsDir = useAgentsDir();
 
 describe("telemetry", () => {
-  const api = useSteward(agentsDir);
+  const api = agentsDir.useSteward();
   // A whole ten minutes, over half an hour ago: buckets of 60 s and of 600 s start on it.
   const base = Math.floor((Date.now() - 30 * 60_000) / 600_000) * 600_000;
   const at = (seconds: number) => new Date(base + seconds * 1000).toISOString();
