@@ -1,9 +1,10 @@
-import { and, arrayContains, count, desc, eq, ilike, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, arrayContains, desc, eq, ilike, ne, or, type SQL, sql } from "drizzle-orm";
 import { approvalConfigErrors } from "../approvals/triggers/config-errors.js";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { Db } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
+import { selectRows } from "../db/paginate.js";
 import { type ExternalAgentRow, externalAgents } from "../db/schema.js";
 import { AppError, type FieldError, NotFoundError, ValidationError } from "../errors.js";
 import { type Page, type PageRequest, toPage } from "../http/pagination.js";
@@ -140,17 +141,8 @@ export class ExternalAgentService {
       if (matches) conditions.push(matches);
     }
     const where = and(...conditions);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(externalAgents)
-        .where(where)
-        .orderBy(desc(externalAgents.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(externalAgents).where(where),
-    ]);
-    return toPage(rows.map(toAgentView), totals?.total ?? 0, page);
+    const { rows, total } = await selectRows(this.db, externalAgents, where, [desc(externalAgents.id)], page);
+    return toPage(rows.map(toAgentView), total, page);
   }
 
   async get(organizationId: string, id: string): Promise<Agent> {

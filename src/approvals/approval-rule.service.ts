@@ -1,8 +1,9 @@
-import { and, asc, count, eq, inArray, ne, type SQL } from "drizzle-orm";
+import { and, asc, eq, inArray, ne, type SQL } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import { TtlCache } from "../cache/ttl-cache.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
+import { selectRows } from "../db/paginate.js";
 import { type ApprovalRuleRow, approvalRules, externalAgents } from "../db/schema.js";
 import { AppError, type FieldError, NotFoundError, ValidationError } from "../errors.js";
 import { type Page, type PageRequest, toPage } from "../http/pagination.js";
@@ -155,17 +156,14 @@ export class ApprovalRuleService {
     const conditions: SQL[] = [eq(approvalRules.organizationId, organizationId)];
     if (filters.enabled !== undefined) conditions.push(eq(approvalRules.enabled, filters.enabled));
     const where = and(...conditions);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(approvalRules)
-        .where(where)
-        .orderBy(asc(approvalRules.name), asc(approvalRules.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(approvalRules).where(where),
-    ]);
-    return toPage(rows.map(toRuleView), totals?.total ?? 0, page);
+    const { rows, total } = await selectRows(
+      this.db,
+      approvalRules,
+      where,
+      [asc(approvalRules.name), asc(approvalRules.id)],
+      page,
+    );
+    return toPage(rows.map(toRuleView), total, page);
   }
 
   async get(organizationId: string, id: string): Promise<ApprovalRule> {

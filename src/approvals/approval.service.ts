@@ -4,6 +4,7 @@ import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
 import type { Principal } from "../auth/permissions.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
+import { selectRows } from "../db/paginate.js";
 import { type ApprovalRow, approvalDecisions, approvals } from "../db/schema.js";
 import type { EventOutbox, OutboxEvent } from "../delivery/delivery-target.js";
 import { AppError, NotFoundError } from "../errors.js";
@@ -116,17 +117,7 @@ export class ApprovalService {
         ? sql`(${approvals.requesterPrincipalId} = ${filters.requester} OR ${approvals.requesterExternalUser} = ${filters.requester})`
         : undefined,
     ) as SQL;
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(approvals)
-        .where(where)
-        .orderBy(desc(approvals.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(approvals).where(where),
-    ]);
-    return { rows, total: totals?.total ?? 0 };
+    return selectRows(this.db, approvals, where, [desc(approvals.id)], page);
   }
 
   async get(organizationId: string, id: string): Promise<ApprovalRow> {

@@ -1,6 +1,7 @@
 import { and, count, desc, eq, isNull, sql } from "drizzle-orm";
 import { type Actor, type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Db } from "../db/database.js";
+import { selectRows } from "../db/paginate.js";
 import { type ApiKeyRow, apiKeys } from "../db/schema.js";
 import { AppError, NotFoundError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
@@ -135,17 +136,7 @@ export class ApiKeyService {
 
   async list(organizationId: string, page: PageRequest): Promise<{ rows: ApiKeyRow[]; total: number }> {
     const where = eq(apiKeys.organizationId, organizationId);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(apiKeys)
-        .where(where)
-        .orderBy(desc(apiKeys.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(apiKeys).where(where),
-    ]);
-    return { rows, total: totals?.total ?? 0 };
+    return selectRows(this.db, apiKeys, where, [desc(apiKeys.id)], page);
   }
 
   /** Revokes a key of `organizationId`; revoking twice is not an error. */

@@ -1,7 +1,8 @@
-import { and, asc, count, desc, eq, gte, inArray, lte, ne, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, inArray, lte, ne, type SQL, sql } from "drizzle-orm";
 import { recordAudit } from "../audit/audit.js";
 import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
 import type { Db, DbOrTx } from "../db/database.js";
+import { selectRows } from "../db/paginate.js";
 import {
   type DeliveryAttemptRow,
   type DeliveryRow,
@@ -265,17 +266,7 @@ export class DeliveryStore {
 
   async list(organizationId: string, filters: DeliveryFilters, page: PageRequest) {
     const where = this.where(organizationId, filters);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(deliveries)
-        .where(where)
-        .orderBy(desc(deliveries.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(deliveries).where(where),
-    ]);
-    return { rows, total: totals?.total ?? 0 };
+    return selectRows(this.db, deliveries, where, [desc(deliveries.id)], page);
   }
 
   async get(

@@ -1,7 +1,8 @@
-import { and, count, desc, eq, inArray, isNotNull, isNull, ne, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, isNull, ne, or, type SQL } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
+import { selectPage } from "../db/paginate.js";
 import {
   type AgentAlertRow,
   type AgentAlertRuleRow,
@@ -14,7 +15,7 @@ import {
 import type { DeliveryStore } from "../delivery/delivery-store.js";
 import type { EventOutbox } from "../delivery/delivery-target.js";
 import { AppError, NotFoundError, ValidationError } from "../errors.js";
-import { type Page, type PageRequest, toPage } from "../http/pagination.js";
+import type { Page, PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
 import type { AgentAlertRuleBody } from "./agent-alert.schemas.js";
 import type { LifecycleEvents } from "./lifecycle-events.js";
@@ -120,17 +121,7 @@ export class AgentAlertService {
 
   async listRules(organizationId: string, page: PageRequest) {
     const where = eq(agentAlertRules.organizationId, organizationId);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(agentAlertRules)
-        .where(where)
-        .orderBy(agentAlertRules.name)
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(agentAlertRules).where(where),
-    ]);
-    return toPage(rows.map(toRuleView), totals?.total ?? 0, page);
+    return selectPage(this.db, agentAlertRules, where, [asc(agentAlertRules.name)], page, toRuleView);
   }
 
   async deleteRule(organizationId: string, id: string, context: RequestContext): Promise<void> {
@@ -168,18 +159,7 @@ export class AgentAlertService {
     if (filters.agentId) conditions.push(eq(agentAlerts.agentId, filters.agentId));
     if (filters.open === true) conditions.push(isNull(agentAlerts.resolvedAt));
     if (filters.open === false) conditions.push(isNotNull(agentAlerts.resolvedAt));
-    const where = and(...conditions);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(agentAlerts)
-        .where(where)
-        .orderBy(desc(agentAlerts.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(agentAlerts).where(where),
-    ]);
-    return toPage(rows.map(toAlertView), totals?.total ?? 0, page);
+    return selectPage(this.db, agentAlerts, and(...conditions), [desc(agentAlerts.id)], page, toAlertView);
   }
 
   /** Enabled rules of `kind` that apply to the agent (its own and the organization-wide ones). */

@@ -1,9 +1,10 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { and, asc, count, desc, eq, gt, isNull, ne, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNull, ne, type SQL } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Principal } from "../auth/permissions.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
+import { selectPage } from "../db/paginate.js";
 import {
   agentDiscoveryTokens,
   type ManagedAgentRow,
@@ -12,7 +13,7 @@ import {
 } from "../db/schema.js";
 import type { EventOutbox } from "../delivery/delivery-target.js";
 import { AppError, NotFoundError, ValidationError } from "../errors.js";
-import { type Page, type PageRequest, toPage } from "../http/pagination.js";
+import type { Page, PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
 import { definitionErrors, topicErrors } from "./agent-definition-rules.js";
 import { type AgentPackage, defaultsOf } from "./agent-package.js";
@@ -78,18 +79,14 @@ export class ManagedAgentService {
     if (query.state) conditions.push(eq(managedAgents.state, query.state));
     if (query.type) conditions.push(eq(managedAgents.type, query.type));
     if (query.name) conditions.push(eq(managedAgents.name, query.name));
-    const where = and(...conditions);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(managedAgents)
-        .where(where)
-        .orderBy(asc(managedAgents.name), asc(managedAgents.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(managedAgents).where(where),
-    ]);
-    return toPage(rows.map(toManagedAgentView), totals?.total ?? 0, page);
+    return selectPage(
+      this.db,
+      managedAgents,
+      and(...conditions),
+      [asc(managedAgents.name), asc(managedAgents.id)],
+      page,
+      toManagedAgentView,
+    );
   }
 
   async get(organizationId: string, id: string): Promise<ManagedAgent> {
@@ -306,25 +303,21 @@ export class ManagedAgentService {
       eq(managedAgentTransitions.agentId, id),
       eq(managedAgentTransitions.organizationId, organizationId),
     );
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(managedAgentTransitions)
-        .where(where)
-        .orderBy(asc(managedAgentTransitions.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(managedAgentTransitions).where(where),
-    ]);
-    const items = rows.map((row) => ({
-      id: row.id,
-      from: row.fromState,
-      to: row.toState,
-      reason: row.reason,
-      actor: { type: row.actorType, id: row.actorId },
-      at: row.createdAt.toISOString(),
-    }));
-    return toPage(items, totals?.total ?? 0, page);
+    return selectPage(
+      this.db,
+      managedAgentTransitions,
+      where,
+      [asc(managedAgentTransitions.id)],
+      page,
+      (row) => ({
+        id: row.id,
+        from: row.fromState,
+        to: row.toState,
+        reason: row.reason,
+        actor: { type: row.actorType, id: row.actorId },
+        at: row.createdAt.toISOString(),
+      }),
+    );
   }
 
   /** A fresh token (refresh by the agent, or re-issue by an admin). */

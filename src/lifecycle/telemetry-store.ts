@@ -1,5 +1,6 @@
-import { and, count, desc, eq, gte, ilike, inArray, lt, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gte, ilike, inArray, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
+import { selectRows } from "../db/paginate.js";
 import { managedAgentLogs, managedAgentMetrics } from "../db/schema.js";
 import type { Page, PageRequest } from "../http/pagination.js";
 import { toPage } from "../http/pagination.js";
@@ -200,16 +201,7 @@ export class TelemetryStore {
     if (query.from) conditions.push(gte(l.loggedAt, query.from));
     if (query.to) conditions.push(lt(l.loggedAt, query.to));
     const where = and(...conditions);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(l)
-        .where(where)
-        .orderBy(desc(l.loggedAt), desc(l.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(l).where(where),
-    ]);
+    const { rows, total } = await selectRows(this.db, l, where, [desc(l.loggedAt), desc(l.id)], page);
     const items = rows.map(
       (row): LogView => ({
         id: row.id,
@@ -219,7 +211,7 @@ export class TelemetryStore {
         logged_at: row.loggedAt.toISOString(),
       }),
     );
-    return toPage(items, totals?.total ?? 0, page);
+    return toPage(items, total, page);
   }
 
   /** Retention: deletes metrics and logs older than `cutoff`, in batches so no statement holds a long lock. */

@@ -1,6 +1,7 @@
-import { and, asc, count, desc, eq, gt, gte, inArray, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, lte, or, type SQL, sql } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Db } from "../db/database.js";
+import { selectRows } from "../db/paginate.js";
 import { type InvocationRow, invocations } from "../db/schema.js";
 import { NotFoundError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
@@ -69,17 +70,7 @@ export class LineageService {
     page: PageRequest,
   ): Promise<{ rows: InvocationRow[]; total: number }> {
     const where = conditions(organizationId, filters);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(invocations)
-        .where(where)
-        .orderBy(desc(invocations.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(invocations).where(where),
-    ]);
-    return { rows, total: totals?.total ?? 0 };
+    return selectRows(this.db, invocations, where, [desc(invocations.id)], page);
   }
 
   async get(organizationId: string, invocationId: string): Promise<InvocationRow> {

@@ -1,7 +1,8 @@
-import { count, desc, eq, or } from "drizzle-orm";
+import { desc, eq, or } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { Db } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
+import { selectRows } from "../db/paginate.js";
 import { type OrganizationRow, organizations } from "../db/schema.js";
 import { AppError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
@@ -46,16 +47,13 @@ export class OrganizationService {
   }
 
   async list(page: PageRequest): Promise<{ rows: OrganizationRow[]; total: number }> {
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(organizations)
-        .orderBy(desc(organizations.createdAt), desc(organizations.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(organizations),
-    ]);
-    return { rows, total: totals?.total ?? 0 };
+    return selectRows(
+      this.db,
+      organizations,
+      undefined,
+      [desc(organizations.createdAt), desc(organizations.id)],
+      page,
+    );
   }
 
   /** Finds an organization by id or by name (JWT claims may carry either). */

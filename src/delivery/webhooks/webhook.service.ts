@@ -1,10 +1,11 @@
-import { and, count, desc, eq, inArray, type SQL } from "drizzle-orm";
+import { and, desc, eq, inArray, type SQL } from "drizzle-orm";
 import { type DestinationCheck, destinationErrors } from "../../agents/agent-definition.js";
 import { httpUrlProblem } from "../../agents/http-url.js";
 import { type RequestContext, recordAudit } from "../../audit/audit.js";
 import { TtlCache } from "../../cache/ttl-cache.js";
 import type { SecretBox } from "../../crypto/secret-box.js";
 import type { Db, DbOrTx } from "../../db/database.js";
+import { selectRows } from "../../db/paginate.js";
 import { deliveries, webhookSubscriptions } from "../../db/schema.js";
 import { type FieldError, NotFoundError, ValidationError } from "../../errors.js";
 import { type Page, type PageRequest, toPage } from "../../http/pagination.js";
@@ -109,20 +110,17 @@ export class WebhookService implements ActiveSubscriptionSource {
     const conditions: SQL[] = [eq(webhookSubscriptions.organizationId, organizationId)];
     if (filters.active !== undefined) conditions.push(eq(webhookSubscriptions.active, filters.active));
     const where = and(...conditions);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(webhookSubscriptions)
-        .where(where)
-        .orderBy(desc(webhookSubscriptions.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(webhookSubscriptions).where(where),
-    ]);
+    const { rows, total } = await selectRows(
+      this.db,
+      webhookSubscriptions,
+      where,
+      [desc(webhookSubscriptions.id)],
+      page,
+    );
     const now = this.now();
     return toPage(
       rows.map((row) => toWebhookView(row, now)),
-      totals?.total ?? 0,
+      total,
       page,
     );
   }

@@ -1,8 +1,9 @@
-import { and, asc, count, desc, eq, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, type SQL } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../../audit/audit.js";
 import { TtlCache } from "../../cache/ttl-cache.js";
 import type { Db } from "../../db/database.js";
 import { isUniqueViolation } from "../../db/errors.js";
+import { selectRows } from "../../db/paginate.js";
 import { type PolicyRow, policies } from "../../db/schema.js";
 import { AppError, type FieldError, NotFoundError, ValidationError } from "../../errors.js";
 import { type Page, type PageRequest, toPage } from "../../http/pagination.js";
@@ -153,17 +154,14 @@ export class PolicyService {
     const conditions: SQL[] = [eq(policies.organizationId, organizationId)];
     if (filters.enabled !== undefined) conditions.push(eq(policies.enabled, filters.enabled));
     const where = and(...conditions);
-    const [rows, [totals]] = await Promise.all([
-      this.db
-        .select()
-        .from(policies)
-        .where(where)
-        .orderBy(desc(policies.priority), asc(policies.id))
-        .limit(page.limit)
-        .offset(page.offset),
-      this.db.select({ total: count() }).from(policies).where(where),
-    ]);
-    return toPage(rows.map(toPolicyView), totals?.total ?? 0, page);
+    const { rows, total } = await selectRows(
+      this.db,
+      policies,
+      where,
+      [desc(policies.priority), asc(policies.id)],
+      page,
+    );
+    return toPage(rows.map(toPolicyView), total, page);
   }
 
   async get(organizationId: string, id: string): Promise<Policy> {
