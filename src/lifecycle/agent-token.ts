@@ -25,10 +25,22 @@ export interface AgentTokenClaims {
  * rotation stay verifiable while the old key is among the previous keys.
  */
 export class AgentTokens {
+  /** Derived once per key id: every authenticated JWT request passes through verify(). */
+  private readonly keys = new Map<string, Uint8Array>();
+
   constructor(
     private readonly secretBox: SecretBox,
     private readonly ttlS: number,
   ) {}
+
+  private signingKey(keyId: string = this.secretBox.currentKeyId): Uint8Array {
+    let key = this.keys.get(keyId);
+    if (!key) {
+      key = this.secretBox.derivedKey(PURPOSE, keyId);
+      this.keys.set(keyId, key);
+    }
+    return key;
+  }
 
   async issue(agent: AgentTokenSubject, now = new Date()): Promise<{ token: string; expiresAt: Date }> {
     const issuedAt = Math.floor(now.getTime() / 1000);
@@ -40,7 +52,7 @@ export class AgentTokens {
       .setSubject(agent.id)
       .setIssuedAt(issuedAt)
       .setExpirationTime(expiresAt)
-      .sign(this.secretBox.derivedKey(PURPOSE));
+      .sign(this.signingKey());
     return { token, expiresAt };
   }
 
@@ -49,7 +61,7 @@ export class AgentTokens {
     try {
       const { kid } = decodeProtectedHeader(token);
       if (typeof kid !== "string") return null;
-      const { payload } = await jwtVerify(token, this.secretBox.derivedKey(PURPOSE, kid), {
+      const { payload } = await jwtVerify(token, this.signingKey(kid), {
         issuer: ISSUER,
         audience: AUDIENCE,
         algorithms: ["HS256"],
