@@ -7,6 +7,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** The permission a route requires; API routes without one are refused (fail closed). */
     permission?: AnyPermission;
+    /** A WebSocket route a browser opens: it may carry its credential as `?access_token=`. */
+    queryCredential?: boolean;
   }
   interface FastifyRequest {
     principal: Principal;
@@ -25,7 +27,7 @@ function presentedCredential(request: FastifyRequest): string | undefined {
   const apiKey = request.headers["x-api-key"];
   if (typeof apiKey === "string" && apiKey.length > 0) return apiKey;
   // Browsers cannot set headers on a WebSocket handshake; only there is a query token accepted.
-  if (request.headers.upgrade?.toLowerCase() === "websocket") {
+  if (request.routeOptions.config.queryCredential === true) {
     const token = (request.query as { access_token?: unknown }).access_token;
     return typeof token === "string" && token.length > 0 ? token : undefined;
   }

@@ -16,7 +16,7 @@ export function agentWebSocketRoutes(events: LifecycleEvents): FastifyPluginAsyn
       "/agents/ws",
       {
         websocket: true,
-        config: { permission: "agents:read" },
+        config: { permission: "agents:read", queryCredential: true },
         schema: {
           summary: "Live events of the organization's managed agents (WebSocket)",
           description:

@@ -19,12 +19,25 @@ const REDACTED_PATHS = [
   "*.platform_config",
 ];
 
+/** A browser's WebSocket carries its credential in the query string: never log it. */
+function withoutQueryCredential(url: unknown): unknown {
+  return typeof url === "string" ? url.replace(/([?&]access_token=)[^&#]*/gi, "$1[redacted]") : url;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: "steward" },
       redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+      serializers: {
+        req: (req: { method?: string; url?: string; host?: string; remoteAddress?: string; ip?: string }) => ({
+          method: req.method,
+          url: withoutQueryCredential(req.url),
+          host: req.host,
+          remoteAddress: req.remoteAddress ?? req.ip,
+        }),
+      },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     destination,

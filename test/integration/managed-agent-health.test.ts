@@ -151,5 +151,14 @@ describe("managed agent health", () => {
     await until(() => eventsOf(id).some((event) => event.type === "heartbeat"));
     otherSocket.close();
     expect(other.filter((event) => event.type !== "ready")).toEqual([]);
+    // The query credential is taken on the WebSocket route only, and never logged.
+    const viaQuery = await t.request({
+      method: "GET",
+      url: `/api/v1/agents?access_token=${key.json().key}`,
+      key: null,
+      headers: { upgrade: "websocket" },
+    });
+    expect(viaQuery.statusCode).toBe(401);
+    expect(t.logs.join("\n")).not.toContain(key.json().key);
   });
 });
