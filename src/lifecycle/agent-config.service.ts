@@ -54,8 +54,11 @@ export class AgentConfigService {
     private readonly db: Db,
     private readonly agents: ManagedAgentService,
     private readonly events: LifecycleEvents,
-    /** The STEWARD_AGENT_* environment variables. */
-    private readonly environment: Record<string, string>,
+    /**
+     * The STEWARD_AGENT_* environment variables — the operator's own settings, so they
+     * apply to the agents of the operator's organization (STEWARD_AGENTS_ORG) only.
+     */
+    private readonly environment: { organizationId: string; variables: Record<string, string> },
     private readonly control?: ControlChannel,
   ) {}
 
@@ -191,7 +194,7 @@ export class AgentConfigService {
     const stored = await this.storedConfig(this.db, row);
     const { config, sources } = effectiveConfig({
       defaults: row.configDefaults,
-      environment: environmentConfig(row.name, this.environment, row.configSchema),
+      environment: this.environmentOf(row),
       stored,
       overrides: row.runtimeOverrides,
     });
@@ -212,7 +215,7 @@ export class AgentConfigService {
     if (row.configSchema === null) return [];
     const { config } = effectiveConfig({
       defaults: row.configDefaults,
-      environment: environmentConfig(row.name, this.environment, row.configSchema),
+      environment: this.environmentOf(row),
       stored: change.stored ?? (await this.storedConfig(db, row)),
       overrides: change.overrides ?? row.runtimeOverrides,
     });
@@ -221,6 +224,11 @@ export class AgentConfigService {
     return configSchemaErrors(row.configSchema, config).filter(
       (error) => keys === undefined || keys.some((key) => under(error.field, key)),
     );
+  }
+
+  private environmentOf(row: ManagedAgentRow): Record<string, unknown> {
+    if (row.organizationId !== this.environment.organizationId) return {};
+    return environmentConfig(row.name, this.environment.variables, row.configSchema);
   }
 
   private async storedConfig(db: DbOrTx, row: ManagedAgentRow): Promise<Record<string, unknown>> {

@@ -59,6 +59,9 @@ export class Lifecycle {
 
   private constructor(
     private readonly deps: LifecycleDependencies,
+    /** STEWARD_AGENTS_ORG: where scans at start and by the watcher record agents. */
+    private readonly operatorOrganizationId: string,
+    natsCredentials: NatsCredentialIssuer | undefined,
     private readonly nats: LifecycleNats | undefined,
   ) {
     const { config, db, logger, webhookEvents } = deps;
@@ -68,14 +71,20 @@ export class Lifecycle {
       tokens,
       events: this.events,
       webhookEvents,
-      natsCredentials: natsIssuer(config),
+      natsCredentials,
       natsCredentialsTtlS: config.nats?.credentialsTtlS ?? 0,
       discoveryTokenTtlS: settings.discoveryTokenTtlS,
       defaultHeartbeatIntervalS: settings.heartbeatIntervalS,
     });
     this.telemetry = new TelemetryStore(db);
     this.alerts = new AgentAlertService(db, this.events, webhookEvents, deps.deliveries, deps.wakeDelivery);
-    this.configs = new AgentConfigService(db, this.agents, this.events, settings.agentEnvironment, nats);
+    this.configs = new AgentConfigService(
+      db,
+      this.agents,
+      this.events,
+      { organizationId: operatorOrganizationId, variables: settings.agentEnvironment },
+      nats,
+    );
     this.health = new AgentHealthService(
       db,
       this.agents,
@@ -110,10 +119,15 @@ export class Lifecycle {
 
   /** Builds the lifecycle; connects to NATS when configured (failing start-up when it does not answer). */
   static async create(deps: LifecycleDependencies): Promise<Lifecycle> {
+    const { agentsOrg } = deps.config.lifecycle;
+    const organization = await deps.organizations.findByIdOrName(agentsOrg);
+    if (!organization) throw new ConfigError("STEWARD_AGENTS_ORG", `names no organization ("${agentsOrg}")`);
+    // Checked before connecting, so a bad seed leaves no connection open.
+    const natsCredentials = natsIssuer(deps.config);
     const nats = deps.config.nats
       ? await LifecycleNats.connect(deps.config.nats.url, deps.logger)
       : undefined;
-    return new Lifecycle(deps, nats);
+    return new Lifecycle(deps, organization.id, natsCredentials, nats);
   }
 
   /** The authenticated routes under /api/v1. */
@@ -133,7 +147,7 @@ export class Lifecycle {
   }
 
   async start(): Promise<void> {
-    const { config, organizations, logger } = this.deps;
+    const { config, logger } = this.deps;
     const settings = config.lifecycle;
     this.nats?.listen({
       findAgent: (id) => this.agents.findById(id),
@@ -141,12 +155,10 @@ export class Lifecycle {
       metrics: (agent, body) => this.health.recordMetrics(agent, body),
       logs: (agent, body) => this.health.recordLogs(agent, logEntriesOf(body)),
     });
-    const organization = await organizations.findByIdOrName(settings.agentsOrg);
-    if (!organization)
-      throw new ConfigError("STEWARD_AGENTS_ORG", `names no organization ("${settings.agentsOrg}")`);
     const context = { actor: { type: "system" as const, id: "discovery" } };
-    await this.discovery.scan(organization.id, context);
-    if (settings.watchAgentsDir) this.stopWatching = this.discovery.watch(organization.id, context);
+    await this.discovery.scan(this.operatorOrganizationId, context);
+    if (settings.watchAgentsDir)
+      this.stopWatching = this.discovery.watch(this.operatorOrganizationId, context);
     this.every(settings.heartbeatSweepMs, "heartbeat sweep", () => this.health.sweep());
     this.every(RETENTION_INTERVAL_MS, "telemetry retention", async () => {
       const cutoff = new Date(Date.now() - settings.telemetryRetentionDays * 86_400_000);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAgentsCommand } from "../../src/lifecycle/agents-cli.js";
 import { until } from "../helpers/eventually.js";
 import { TEST_NATS_URL } from "../helpers/services.js";
-import { startTestSteward, type TestSteward } from "../helpers/steward.js";
+import { createOrgWithKey, startTestSteward, type TestSteward } from "../helpers/steward.js";
 
 /** A package that runs a process doing nothing until it is stopped. */
 async function writeSleeper(dir: string, name: string): Promise<void> {
@@ -41,6 +41,7 @@ describe("managed agent channels", () => {
       NATS_URL: TEST_NATS_URL,
       STEWARD_NATS_ACCOUNT_SEED: new TextDecoder().decode(createAccount().getSeed()),
       STEWARD_AGENTS_STOP_GRACE_MS: "1000",
+      STEWARD_AGENT_ENV_READER_API_URL: "https://internal.example/api",
     });
     baseUrl = await t.steward.server.listen({ host: "127.0.0.1", port: 0 });
   });
@@ -92,6 +93,36 @@ describe("managed agent channels", () => {
     expect(response.statusCode).toBe(400);
     const fields = response.json().error.details.errors.map((error: { field: string }) => error.field);
     expect(fields).toEqual(["subscribed_topics[0]", "findings_topic"]);
+  });
+
+  it("applies the operator's STEWARD_AGENT_<NAME>_<KEY> variables to the operator's organization only", async () => {
+    const own = (await register("env-reader")).json().agent.id;
+    const ownConfig = (await t.request({ method: "GET", url: `/api/v1/agents/${own}/config` })).json();
+    expect(ownConfig).toMatchObject({
+      config: { api_url: "https://internal.example/api" },
+      sources: { api_url: "environment" },
+    });
+
+    const tenant = await createOrgWithKey(t, "admin");
+    const theirs = await t.request({
+      method: "POST",
+      url: "/api/v1/agents",
+      key: tenant.key,
+      payload: {
+        name: "env-reader",
+        version: "1.0.0",
+        description: "d",
+        subscribed_topics: ["a.b"],
+        findings_topic: "f.g",
+      },
+    });
+    expect(theirs.statusCode).toBe(201);
+    const theirConfig = await t.request({
+      method: "GET",
+      url: `/api/v1/agents/${theirs.json().agent.id}/config`,
+      key: tenant.key,
+    });
+    expect(theirConfig.json()).toMatchObject({ config: {}, sources: {} });
   });
 
   it("answers a config long-poll as soon as a newer version is stored, and 204 when the wait runs out", async () => {
