@@ -187,6 +187,8 @@ export class AgentProcesses {
       STEWARD_FINDINGS_TOPIC: row.findingsTopic,
     };
     if (this.options.natsUrl) env.NATS_URL = this.options.natsUrl;
+    const nats = await this.agents.natsCredentialsFor(row);
+    if (nats) env.NATS_CREDS = nats.creds;
     for (const [key, value] of Object.entries(config.config))
       env[`AGENT_CONFIG_${key.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`] =
         typeof value === "string" ? value : JSON.stringify(value);

@@ -82,6 +82,7 @@ export const NatsCredentials = Type.Object({
 export const AgentToken = Type.Object({
   token: Type.String({ description: "Bearer JWT for the agent's own API calls; secret" }),
   expires_at: Timestamp,
+  nats: Nullable(NatsCredentials),
 });
 
 export const Registration = Type.Object({

@@ -60,6 +60,13 @@ function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
+/** A discovered package registers only if its topics stay within the agent's own subjects. */
+function assertOwnTopics(agent: ManagedAgentRow): void {
+  const errors = topicErrors(agent.subscribedTopics, agent.findingsTopic);
+  if (errors.length > 0)
+    throw new ValidationError(errors, "The package's topics reach beyond the agent's own subjects");
+}
+
 /**
  * The registry of managed agents: discovery results, registration (by hand, from
  * discovery, or by the agent itself with a discovery token), lifecycle transitions
@@ -180,9 +187,7 @@ export class ManagedAgentService {
         );
       const { row, event } = await this.db.transaction(async (tx) => {
         const current = await this.row(tx, organizationId, discoveredId, true);
-        const errors = topicErrors(current.subscribedTopics, current.findingsTopic);
-        if (errors.length > 0)
-          throw new ValidationError(errors, "The package's topics reach beyond the agent's own subjects");
+        assertOwnTopics(current);
         return changeState(tx, this.options.webhookEvents, current, "registered", "registered", context);
       });
       this.options.events.publish(event);
@@ -234,6 +239,7 @@ export class ManagedAgentService {
           ),
         )
         .for("update");
+      if (discovered) assertOwnTopics(discovered);
       const result = discovered
         ? await changeState(
             tx,
@@ -320,7 +326,7 @@ export class ManagedAgentService {
     );
   }
 
-  /** A fresh token (refresh by the agent, or re-issue by an admin). */
+  /** A fresh token — and NATS user, when Steward issues them — (refresh by the agent, or re-issue by an admin). */
   async issueToken(organizationId: string, id: string) {
     const row = await this.row(this.db, organizationId, id);
     if (row.state === "discovered")
@@ -328,7 +334,7 @@ export class ManagedAgentService {
         current: row.state,
       });
     const { token, expiresAt } = await this.options.tokens.issue(row);
-    return { token, expires_at: expiresAt.toISOString() };
+    return { token, expires_at: expiresAt.toISOString(), nats: await this.natsCredentialsFor(row) };
   }
 
   /** Revokes every token issued to the agent so far. */
@@ -448,22 +454,29 @@ export class ManagedAgentService {
 
   private async registration(row: ManagedAgentRow) {
     const { token, expiresAt } = await this.options.tokens.issue(row);
-    const credentials: Credentials = { token, token_expires_at: expiresAt.toISOString(), nats: null };
-    const issuer = this.options.natsCredentials;
-    if (issuer) {
-      const subjects = {
-        agentId: row.id,
-        subscribedTopics: row.subscribedTopics,
-        findingsTopic: row.findingsTopic,
-      };
-      const nats = await issuer.issue(subjects, this.options.natsCredentialsTtlS);
-      credentials.nats = {
-        creds: nats.creds,
-        public_key: nats.publicKey,
-        expires_at: nats.expiresAt.toISOString(),
-        permissions: agentSubjectPermissions(subjects),
-      };
-    }
+    const credentials: Credentials = {
+      token,
+      token_expires_at: expiresAt.toISOString(),
+      nats: await this.natsCredentialsFor(row),
+    };
     return { agent: toManagedAgentView(row), credentials };
+  }
+
+  /** A fresh NATS user for the agent when Steward issues them (decentralized auth); null otherwise. */
+  async natsCredentialsFor(row: ManagedAgentRow): Promise<Credentials["nats"]> {
+    const issuer = this.options.natsCredentials;
+    if (!issuer) return null;
+    const subjects = {
+      agentId: row.id,
+      subscribedTopics: row.subscribedTopics,
+      findingsTopic: row.findingsTopic,
+    };
+    const nats = await issuer.issue(subjects, this.options.natsCredentialsTtlS);
+    return {
+      creds: nats.creds,
+      public_key: nats.publicKey,
+      expires_at: nats.expiresAt.toISOString(),
+      permissions: agentSubjectPermissions(subjects),
+    };
   }
 }

@@ -79,6 +79,14 @@ describe("managed agent channels", () => {
       ],
       subscribe: [`agents.${agent.id}.control`, "jobs.>", "_INBOX.>"],
     });
+    const renewed = await t.request({
+      method: "POST",
+      url: `/api/v1/agents/${agent.id}/token`,
+      key: credentials.token,
+    });
+    expect(renewed.statusCode).toBe(200);
+    expect(renewed.json().nats.public_key).toMatch(/^U/);
+    expect(renewed.json().nats.public_key).not.toBe(credentials.nats.public_key);
     // Shown once: reading the agent again never returns them.
     expect((await t.request({ method: "GET", url: `/api/v1/agents/${agent.id}` })).body).not.toContain(
       "NKEY",
@@ -123,6 +131,47 @@ describe("managed agent channels", () => {
       key: tenant.key,
     });
     expect(theirConfig.json()).toMatchObject({ config: {}, sources: {} });
+  });
+
+  it("refuses to register a discovered package whose topics reach other agents, and keeps the token", async () => {
+    await mkdir(join(agentsDir, "snooper"));
+    await writeFile(
+      join(agentsDir, "snooper", ".env.discovery"),
+      [
+        "AGENT_NAME=snooper",
+        "AGENT_VERSION=0.1.0",
+        "AGENT_DESCRIPTION=listens where it should not",
+        "DEFAULT_SUBSCRIBED_TOPICS=agents.*.control",
+        "DEFAULT_FINDINGS_TOPIC=findings.snoop",
+      ].join("\n"),
+    );
+    await t.request({ method: "POST", url: "/api/v1/agents/discover" });
+    const token = (
+      await t.request({ method: "POST", url: "/api/v1/agents/discovery-tokens", payload: {} })
+    ).json();
+    const definition = {
+      discovery_token: token.token,
+      name: "snooper",
+      version: "0.1.0",
+      description: "listens where it should not",
+      subscribed_topics: ["jobs.>"],
+      findings_topic: "findings.snoop",
+    };
+    const refused = await t.request({
+      method: "POST",
+      url: "/api/v1/agents/register",
+      key: null,
+      payload: definition,
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error.details.errors[0].field).toBe("subscribed_topics[0]");
+    const again = await t.request({
+      method: "POST",
+      url: "/api/v1/agents/register",
+      key: null,
+      payload: { ...definition, name: "honest" },
+    });
+    expect(again.statusCode).toBe(201);
   });
 
   it("answers a config long-poll as soon as a newer version is stored, and 204 when the wait runs out", async () => {
