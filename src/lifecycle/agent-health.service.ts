@@ -195,7 +195,11 @@ export class AgentHealthService {
           .where(and(eq(managedAgents.id, agent.id), eq(managedAgents.state, "running")))
           .for("update", { skipLocked: true });
         // Gone, changed or being handled by another replica: nothing to do here.
-        if (!current || current.lastHeartbeatAt?.getTime() !== agent.lastHeartbeatAt?.getTime())
+        if (
+          !current ||
+          current.lastHeartbeatAt?.getTime() !== agent.lastHeartbeatAt?.getTime() ||
+          current.stateChangedAt.getTime() !== agent.stateChangedAt.getTime()
+        )
           return undefined;
         await tx.update(managedAgents).set({ health: "unhealthy" }).where(eq(managedAgents.id, agent.id));
         const failed = await changeState(
@@ -226,7 +230,17 @@ export class AgentHealthService {
       const [updated] = await this.db
         .update(managedAgents)
         .set({ health: "unhealthy" })
-        .where(and(eq(managedAgents.id, agent.id), inArray(managedAgents.health, ["unknown", "healthy"])))
+        .where(
+          and(
+            eq(managedAgents.id, agent.id),
+            eq(managedAgents.state, "running"),
+            inArray(managedAgents.health, ["unknown", "healthy"]),
+            // Unchanged since the sweep read it (to the millisecond a Date holds): a beat
+            // or a restart in between wins.
+            sql`date_trunc('milliseconds', ${managedAgents.lastHeartbeatAt}) IS NOT DISTINCT FROM ${agent.lastHeartbeatAt}`,
+            sql`date_trunc('milliseconds', ${managedAgents.stateChangedAt}) = ${agent.stateChangedAt}`,
+          ),
+        )
         .returning({ id: managedAgents.id });
       if (updated) this.publishHealth(agent, "unhealthy", missed);
     }

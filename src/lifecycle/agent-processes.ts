@@ -1,7 +1,8 @@
+import { eq } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { RequestContext } from "../audit/audit.js";
 import type { Db } from "../db/database.js";
-import type { ManagedAgentRow } from "../db/schema.js";
+import { type ManagedAgentRow, managedAgents } from "../db/schema.js";
 import type { EventOutbox } from "../delivery/delivery-target.js";
 import { AppError } from "../errors.js";
 import type { AgentAlertService } from "./agent-alert.service.js";
@@ -106,7 +107,7 @@ export class AgentProcesses {
     const row = await this.runnable(organizationId, agentId);
     if (this.manager.status(agentId))
       throw new AppError("CONFLICT", `agent ${agentId} is already running here`);
-    await this.setState(row, "running", "started by the process manager", context);
+    await this.markStarted(row, "started by the process manager", context);
     return this.spawn(row);
   }
 
@@ -114,7 +115,9 @@ export class AgentProcesses {
   async stop(organizationId: string, agentId: string, context: RequestContext) {
     const row = await this.agents.row(this.db, organizationId, agentId);
     const exit = await this.manager.stop(agentId);
-    await this.setState(row, "stopped", "stopped by the process manager", context);
+    // A failed or stopped agent has nothing to leave: stopping its process is all there is.
+    if (row.state === "running")
+      await this.setState(row, "stopped", "stopped by the process manager", context);
     return { stopped: exit !== undefined, exit: exit ?? null };
   }
 
@@ -127,7 +130,7 @@ export class AgentProcesses {
   async restart(organizationId: string, agentId: string, context: RequestContext) {
     const row = await this.runnable(organizationId, agentId);
     await this.manager.stop(agentId);
-    await this.setState(row, "running", "restarted by the process manager", context);
+    await this.markStarted(row, "restarted by the process manager", context);
     return this.spawn(row);
   }
 
@@ -220,12 +223,29 @@ export class AgentProcesses {
     this.events.publish(event);
   }
 
+  /**
+   * A fresh start: the agent is `running` from now — so missed heartbeats count from
+   * now, even when it was already running — and a crash loop behind it is over.
+   */
+  private async markStarted(row: ManagedAgentRow, reason: string, context: RequestContext) {
+    if (row.state === "running") {
+      await this.db
+        .update(managedAgents)
+        .set({ stateChangedAt: new Date() })
+        .where(eq(managedAgents.id, row.id));
+    } else {
+      await this.setState(row, "running", reason, context);
+    }
+    await this.alerts.resolve(row, ["crash_loop"]);
+  }
+
   private async markFailed(agentId: string, info: ProcessExit & { restarts: number }): Promise<void> {
     const organizationId = this.organizations.get(agentId);
     if (!organizationId) return;
     const row = await this.agents.row(this.db, organizationId, agentId);
     const reason = `crashed ${info.restarts + 1} times in a row (last: ${describeExit(info)})`;
-    await this.setState(row, "failed", reason, STEWARD);
+    // Someone may have stopped it meanwhile; the crash loop is worth an alert either way.
+    if (row.state === "running") await this.setState(row, "failed", reason, STEWARD);
     await this.alerts.fire(row, { kind: "crash_loop", rule: null, message: reason, details: { ...info } });
   }
 

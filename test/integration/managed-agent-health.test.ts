@@ -162,3 +162,43 @@ describe("managed agent health", () => {
     expect(t.logs.join("\n")).not.toContain(key.json().key);
   });
 });
+
+describe("an agent late but not yet failed", () => {
+  it("is unhealthy while still running, and healthy again at its next beat", async () => {
+    const t = await startTestSteward("postgres", {
+      STEWARD_HEARTBEAT_SWEEP_MS: "100",
+      STEWARD_HEARTBEAT_UNHEALTHY_AFTER: "1",
+      STEWARD_HEARTBEAT_FAILED_AFTER: "1000",
+    });
+    try {
+      const registered = await t.request({
+        method: "POST",
+        url: "/api/v1/agents",
+        payload: {
+          name: "slow-beater",
+          version: "1.0.0",
+          description: "beats late",
+          subscribed_topics: ["work.>"],
+          findings_topic: "findings.work",
+          heartbeat_interval_s: 1,
+        },
+      });
+      const { agent, credentials } = registered.json();
+      const beat = () =>
+        t.request({
+          method: "POST",
+          url: `/api/v1/agents/${agent.id}/heartbeat`,
+          key: credentials.token,
+          payload: {},
+        });
+      const read = async () => (await t.request({ method: "GET", url: `/api/v1/agents/${agent.id}` })).json();
+      await beat();
+      await until(async () => (await read()).health === "unhealthy");
+      expect(await read()).toMatchObject({ state: "running", health: "unhealthy" });
+      await beat();
+      expect(await read()).toMatchObject({ state: "running", health: "healthy" });
+    } finally {
+      await t.close();
+    }
+  });
+});
