@@ -34,6 +34,15 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  // Once closing, answers end their connection: a keep-alive socket left open would hold
+  // close() until the keep-alive timeout, long after the last request finished.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
+  });
   registerErrorHandlers(app);
 
   await app.register(swagger, {

@@ -45,6 +45,14 @@ export function agentConfigRoutes(
   events: LifecycleEvents,
 ): FastifyPluginAsyncTypebox {
   return async (app) => {
+    // Long-polls waiting now; shutting down answers them at once rather than waiting them out.
+    const waiting = new Set<() => void>();
+    let closing = false;
+    app.addHook("preClose", async () => {
+      closing = true;
+      for (const wake of waiting) wake();
+    });
+
     app.get(
       "/agents/:id/config",
       {
@@ -158,6 +166,8 @@ export function agentConfigRoutes(
         const timer = setTimeout(wake, (request.query.wait_s ?? 25) * 1000);
         // A client that hangs up stops the wait (the response closes before it finishes).
         reply.raw.once("close", wake);
+        waiting.add(wake);
+        if (closing) wake();
         try {
           const now = await pending();
           if (now) return now;
@@ -167,6 +177,7 @@ export function agentConfigRoutes(
         } finally {
           clearTimeout(timer);
           unsubscribe();
+          waiting.delete(wake);
         }
       },
     );

@@ -221,3 +221,29 @@ describe("managed agent channels", () => {
     );
   });
 });
+
+describe("shutting down", () => {
+  it("answers waiting config long-polls at once instead of waiting them out", async () => {
+    const t = await startTestSteward("postgres");
+    const baseUrl = await t.steward.server.listen({ host: "127.0.0.1", port: 0 });
+    const registered = await t.request({
+      method: "POST",
+      url: "/api/v1/agents",
+      payload: {
+        name: "waiter",
+        version: "1.0.0",
+        description: "d",
+        subscribed_topics: ["a.b"],
+        findings_topic: "c.d",
+      },
+    });
+    const { agent, credentials } = registered.json();
+    const poll = fetch(`${baseUrl}/api/v1/agents/${agent.id}/control?after=0&wait_s=60`, {
+      headers: { authorization: `Bearer ${credentials.token}` },
+    });
+    await until(() => t.logs.some((line) => line.includes("/control?after=0")));
+    // Were close() to wait the poll out, this test would run into its 30 s timeout.
+    await t.close();
+    expect((await poll).status).toBe(204);
+  });
+});
