@@ -139,7 +139,7 @@ export function agentConfigRoutes(
         schema: {
           summary: "Long-poll for a config newer than `after` (for agents without NATS)",
           description:
-            "Answers 200 with the config message as soon as one newer than `after` exists, or 204 when `wait_s` ran out.",
+            "Answers 200 with the config message at once when the stored version is newer than `after`, else as soon as the config changes (a new version or new overrides), or 204 when `wait_s` ran out.",
           tags,
           security: API_SECURITY,
           params: AgentIdParams,
@@ -160,8 +160,12 @@ export function agentConfigRoutes(
         const changed = new Promise<void>((resolve) => {
           wake = resolve;
         });
+        // A change while waiting is sent even without a new version: overrides have none.
+        let changedWhileWaiting = false;
         const unsubscribe = events.subscribe(organizationId, (event) => {
-          if (event.type === "config" && event.agent_id === id) wake();
+          if (event.type !== "config" || event.agent_id !== id) return;
+          changedWhileWaiting = true;
+          wake();
         });
         const timer = setTimeout(wake, (request.query.wait_s ?? 25) * 1000);
         // A client that hangs up stops the wait (the response closes before it finishes).
@@ -172,8 +176,8 @@ export function agentConfigRoutes(
           const now = await pending();
           if (now) return now;
           await changed;
-          const later = await pending();
-          return later ?? reply.status(204).send(null);
+          if (changedWhileWaiting) return await configs.currentMessage(organizationId, id);
+          return reply.status(204).send(null);
         } finally {
           clearTimeout(timer);
           unsubscribe();

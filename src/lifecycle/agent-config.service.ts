@@ -165,6 +165,11 @@ export class AgentConfigService {
     return toPage(items, totals?.total ?? 0, page);
   }
 
+  /** The config message carrying the agent's effective config now. */
+  async currentMessage(organizationId: string, agentId: string): Promise<ConfigMessage> {
+    return this.messageFor(await this.agents.row(this.db, organizationId, agentId));
+  }
+
   /** The config message for an agent polling over HTTP, when it is behind `afterVersion`. */
   async pendingMessage(organizationId: string, agentId: string, afterVersion: number) {
     const row = await this.agents.row(this.db, organizationId, agentId);

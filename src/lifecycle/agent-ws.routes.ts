@@ -1,17 +1,68 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type {} from "@fastify/websocket";
+import Type from "typebox";
 import { API_SECURITY } from "../http/openapi.js";
+import type { AgentConfigService, ConfigMessage } from "./agent-config.service.js";
 import type { LifecycleEvents } from "./lifecycle-events.js";
+import { AgentIdParams } from "./managed-agent.schemas.js";
 
 /** Keeps idle connections open through proxies that close silent ones. */
 const PING_INTERVAL_MS = 25_000;
 
 /**
  * GET /api/v1/agents/ws: every status change, heartbeat, health change, alert, config
- * change and process event of the caller's organization, as JSON messages.
+ * change and process event of the caller's organization, as JSON messages. And
+ * GET /api/v1/agents/{id}/control/ws: one agent's config pushes, for agents without NATS.
  */
-export function agentWebSocketRoutes(events: LifecycleEvents): FastifyPluginAsyncTypebox {
+export function agentWebSocketRoutes(
+  events: LifecycleEvents,
+  configs: AgentConfigService,
+): FastifyPluginAsyncTypebox {
   return async (app) => {
+    app.get(
+      "/agents/:id/control/ws",
+      {
+        websocket: true,
+        config: { permission: "agents:read", queryCredential: true },
+        schema: {
+          summary: "The agent's config pushes (WebSocket), for agents without NATS",
+          description:
+            'Sends `{type: "config", version, config}` at once when the stored version is newer than `after`, then at every change, as on agents.{id}.control.',
+          tags: ["Managed agents"],
+          security: API_SECURITY,
+          params: AgentIdParams,
+          querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) }),
+        },
+      },
+      (socket, request) => {
+        const { organizationId } = request.principal;
+        const { id } = request.params;
+        // Sends run one at a time, in the order of the changes.
+        let queue = Promise.resolve();
+        const send = (message: () => Promise<ConfigMessage | undefined>) => {
+          queue = queue
+            .then(async () => {
+              const next = await message();
+              if (next && socket.readyState === socket.OPEN) socket.send(JSON.stringify(next));
+            })
+            .catch((error: unknown) => {
+              request.log.warn({ err: error, agent_id: id }, "config push over WebSocket failed");
+              socket.close(1011, "config unavailable");
+            });
+        };
+        const unsubscribe = events.subscribe(organizationId, (event) => {
+          if (event.type === "config" && event.agent_id === id)
+            send(() => configs.currentMessage(organizationId, id));
+        });
+        const ping = setInterval(() => socket.ping(), PING_INTERVAL_MS);
+        socket.on("close", () => {
+          clearInterval(ping);
+          unsubscribe();
+        });
+        send(() => configs.pendingMessage(organizationId, id, request.query.after ?? 0));
+      },
+    );
+
     app.get(
       "/agents/ws",
       {

@@ -134,7 +134,7 @@ export class Lifecycle {
   routes(): FastifyPluginAsyncTypebox {
     return async (api) => {
       await api.register(agentAlertRoutes(this.alerts));
-      await api.register(agentWebSocketRoutes(this.events));
+      await api.register(agentWebSocketRoutes(this.events, this.configs));
       await api.register(managedAgentRoutes(this.agents, this.discovery, this.processes));
       await api.register(agentConfigRoutes(this.configs, this.events));
       await api.register(agentTelemetryRoutes(this.agents, this.health, this.telemetry));

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAccount } from "@nats-io/nkeys";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { runAgentsCommand } from "../../src/lifecycle/agents-cli.js";
 import { until } from "../helpers/eventually.js";
 import { TEST_NATS_URL } from "../helpers/services.js";
@@ -193,6 +194,36 @@ describe("managed agent channels", () => {
 
     const idle = await poll(1, 1);
     expect(idle.status).toBe(204);
+  });
+
+  it("pushes config changes, versions and overrides, to an agent's control WebSocket, and to no other agent", async () => {
+    const { agent, credentials } = (await register("ws-listener")).json();
+    const other = (await register("ws-intruder")).json();
+    const url = `${baseUrl.replace("http", "ws")}/api/v1/agents/${agent.id}/control/ws?after=0`;
+    const refused = new WebSocket(url, { headers: { authorization: `Bearer ${other.credentials.token}` } });
+    const refusedStatus = await new Promise<number>((resolve) => {
+      refused.on("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
+      refused.on("open", () => resolve(101));
+    });
+    expect(refusedStatus).toBe(404);
+
+    const messages: unknown[] = [];
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${credentials.token}` } });
+    socket.on("message", (data) => messages.push(JSON.parse(String(data))));
+    await new Promise((resolve) => socket.once("open", resolve));
+    await t.request({ method: "PUT", url: `/api/v1/agents/${agent.id}/config`, payload: { level: 1 } });
+    await until(() => messages.length === 1);
+    await t.request({
+      method: "PUT",
+      url: `/api/v1/agents/${agent.id}/config/overrides`,
+      payload: { level: 9 },
+    });
+    await until(() => messages.length === 2);
+    socket.close();
+    expect(messages).toEqual([
+      { type: "config", version: 1, config: { level: 1 } },
+      { type: "config", version: 1, config: { level: 9 } },
+    ]);
   });
 
   it("discovers a package dropped into the watched directory while running", async () => {
