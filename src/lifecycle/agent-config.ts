@@ -111,21 +111,14 @@ export function configDiff(before: Record<string, unknown>, after: Record<string
   return diff;
 }
 
-// Keyed by the schema object: an agent's row is read once and its schema reused, so
-// each declared schema compiles once and is dropped with the object.
-const validators = new WeakMap<object, ReturnType<typeof Compile>>();
-
 /** Errors of `config` against the agent's declared JSON Schema, fields named "config.<path>"; [] when valid or no schema. */
 export function configSchemaErrors(
   schema: Record<string, unknown> | null,
   config: Record<string, unknown>,
 ): FieldError[] {
   if (schema === null) return [];
-  let validator = validators.get(schema);
-  if (!validator) {
-    validator = Compile(schema as TSchema);
-    validators.set(schema, validator);
-  }
+  // Compiled per call: config writes are rare, and each read of a row is a new schema object.
+  const validator = Compile(schema as TSchema);
   if (validator.Check(config)) return [];
   return toFieldErrors(validator.Errors(config) as SchemaError[], "config");
 }

@@ -47,7 +47,8 @@ export class LifecycleEvents {
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.listeners.delete(organizationId);
+      // Only the set this listener joined: a second call must not drop a newer one.
+      if (set.size === 0 && this.listeners.get(organizationId) === set) this.listeners.delete(organizationId);
     };
   }
 }

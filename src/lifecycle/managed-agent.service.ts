@@ -20,7 +20,7 @@ import { type AgentPackage, defaultsOf } from "./agent-package.js";
 import type { AgentState } from "./agent-states.js";
 import type { AgentTokens } from "./agent-token.js";
 import { changeState, recordTransition } from "./agent-transitions.js";
-import type { LifecycleEvents } from "./lifecycle-events.js";
+import type { LifecycleEventInput, LifecycleEvents } from "./lifecycle-events.js";
 import type {
   AgentDefinitionBody,
   ListAgentsQuery,
@@ -58,6 +58,17 @@ export interface Credentials {
 
 function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
+}
+
+function createdEvent(row: ManagedAgentRow): LifecycleEventInput {
+  return {
+    type: "status",
+    agent_id: row.id,
+    organization_id: row.organizationId,
+    from: null,
+    to: row.state,
+    reason: "created",
+  };
 }
 
 /** A discovered package registers only if its topics stay within the agent's own subjects. */
@@ -165,6 +176,7 @@ export class ManagedAgentService {
           `discovered in ${pkg.file}`,
         ),
       );
+      this.announceCreated(row);
       return { agent: toManagedAgentView(row), created: true };
     } catch (error) {
       // Another scan (a second replica, the watcher) recorded it first.
@@ -201,6 +213,7 @@ export class ManagedAgentService {
       definition as AgentDefinitionBody,
       context,
     );
+    this.announceCreated(row);
     return this.registration(row);
   }
 
@@ -253,6 +266,8 @@ export class ManagedAgentService {
             row: await this.createRegistered(tx, spent.organizationId, definition, context),
             event: undefined,
           };
+      // A new agent is announced as a change from nothing to its first state.
+      result.event ??= createdEvent(result.row);
       await tx
         .update(agentDiscoveryTokens)
         .set({ usedByAgentId: result.row.id })
@@ -450,6 +465,10 @@ export class ManagedAgentService {
     if (!row) throw new Error("insert returned no row");
     await recordTransition(tx, row, null, state, reason, context);
     return row;
+  }
+
+  private announceCreated(row: ManagedAgentRow): void {
+    this.options.events.publish(createdEvent(row));
   }
 
   private async registration(row: ManagedAgentRow) {

@@ -109,6 +109,7 @@ describe("managed agent health", () => {
           : event.type,
     );
     expect(story).toEqual([
+      "status:registered",
       "heartbeat",
       "status:running",
       "health:healthy",
