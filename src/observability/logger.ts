@@ -31,7 +31,13 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: "steward" },
       redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
       serializers: {
-        req: (req: { method?: string; url?: string; host?: string; remoteAddress?: string; ip?: string }) => ({
+        req: (req: {
+          method?: string;
+          url?: string;
+          host?: string;
+          remoteAddress?: string;
+          ip?: string;
+        }) => ({
           method: req.method,
           url: withoutQueryCredential(req.url),
           host: req.host,
