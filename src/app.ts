@@ -31,6 +31,9 @@ import { webhookRoutes } from "./delivery/webhooks/webhook.routes.js";
 import { WebhookService } from "./delivery/webhooks/webhook.service.js";
 import { WebhookEventOutbox } from "./delivery/webhooks/webhook-outbox.js";
 import { WebhookDeliveryTarget } from "./delivery/webhooks/webhook-target.js";
+import { cloudEventRoutes } from "./executor/cloudevent.routes.js";
+import { Executor } from "./executor/executor.js";
+import { jobRoutes } from "./executor/job.routes.js";
 import { budgetRoutes } from "./governance/budget/budget.routes.js";
 import { BudgetService } from "./governance/budget/budget.service.js";
 import { governanceStatusRoutes } from "./governance/governance-status.routes.js";
@@ -144,6 +147,15 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     const verifyJwt = config.jwt
       ? createJwtAuthenticator(config.jwt, async (claim) => (await organizations.findByIdOrName(claim))?.id)
       : undefined;
+    const executor = await Executor.create({
+      config,
+      database,
+      invocations: invocationService,
+      guard,
+      metrics,
+      logger,
+    });
+    closers.push(() => executor.stop());
     const lifecycle = await Lifecycle.create({
       config,
       db: database.db,
@@ -187,9 +199,14 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         await api.register(approvalRoutes(approvals, invocationService, agents));
         await api.register(approvalRuleRoutes(approvalRules));
         await api.register(lifecycle.routes());
+        await api.register(jobRoutes(executor));
       },
       { prefix: "/api/v1" },
     );
+    await server.register(async (root) => {
+      registerAccessControl(root, authenticate);
+      await root.register(cloudEventRoutes(executor));
+    });
     await server.register(lifecycle.publicRoutes(), { prefix: "/api/v1" });
     await server.ready();
     worker.start();
@@ -206,6 +223,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     approvalScheduler.start();
     closers.push(() => approvalScheduler.stop());
     await lifecycle.start();
+    await executor.start();
 
     return {
       server,

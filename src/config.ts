@@ -57,6 +57,7 @@ export interface Config {
   /** Unset: managed agents talk to Steward over HTTP only. */
   nats?: NatsConfig;
   lifecycle: LifecycleConfig;
+  executor: ExecutorConfig;
 }
 
 export interface NatsConfig {
@@ -87,6 +88,26 @@ export interface LifecycleConfig {
   agentEnvironment: Record<string, string>;
   /** PATH handed to agent processes (nothing else of Steward's environment is). */
   agentPath: string;
+}
+
+export interface ExecutorConfig {
+  /** JetStream names; the defaults are the contract's, tests give each run its own. */
+  stream: string;
+  subjectPrefix: string;
+  consumer: string;
+  ackWaitMs: number;
+  maxDeliver: number;
+  /** Jobs one process runs at once. */
+  concurrency: number;
+  /** Stream events kept per job for late readers. */
+  maxStoredEvents: number;
+  llm: {
+    baseUrl: string;
+    allowedBaseUrls: string[];
+    /** Provider keys by variable name; only ever sent to the allowed base URLs. */
+    keys: Record<string, string>;
+    timeoutMs: number;
+  };
 }
 
 export interface SmtpConfig {
@@ -184,6 +205,26 @@ export function loadConfig(env: Env = process.env): Config {
     },
     smtp: smtpConfig(read),
     nats: natsConfig(read, integer),
+    executor: {
+      stream: read("STEWARD_JOBS_STREAM") ?? "AGENT_EXECUTION",
+      subjectPrefix: read("STEWARD_JOBS_SUBJECT_PREFIX") ?? "agent",
+      consumer: read("STEWARD_JOBS_CONSUMER") ?? "agent-executor-workers",
+      ackWaitMs: integer("STEWARD_JOBS_ACK_WAIT_S", 300, 1, 86_400) * 1000,
+      maxDeliver: integer("STEWARD_JOBS_MAX_DELIVER", 3, 1, 100),
+      concurrency: integer("STEWARD_JOBS_CONCURRENCY", 4, 1, 256),
+      maxStoredEvents: integer("STEWARD_JOB_EVENTS_MAX", 10_000, 10, 1_000_000),
+      llm: {
+        baseUrl: (httpUrl(read, "OPENAI_BASE_URL") ?? "https://api.openai.com/v1").replace(/\/+$/, ""),
+        allowedBaseUrls: list(read("STEWARD_LLM_BASE_URLS")).map((url) => url.replace(/\/+$/, "")),
+        keys: Object.fromEntries(
+          ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"].flatMap((name) => {
+            const value = read(name);
+            return value ? [[name, value]] : [];
+          }),
+        ),
+        timeoutMs: integer("STEWARD_LLM_TIMEOUT_MS", 120_000, 1000, 3_600_000),
+      },
+    },
     lifecycle: {
       agentsDir: read("STEWARD_AGENTS_DIR") ?? "./agents",
       agentsOrg: read("STEWARD_AGENTS_ORG") ?? "default",

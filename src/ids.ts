@@ -16,6 +16,7 @@ export const ID_PREFIXES = {
   discoveryToken: "dtk",
   agentAlertRule: "alr",
   agentAlert: "alt",
+  job: "job",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -4,7 +4,7 @@ import { newId } from "../ids.js";
 
 /** Who did something: a principal, or Steward itself (start-up, CLI). */
 export interface Actor {
-  type: "api_key" | "jwt" | "agent" | "system";
+  type: "api_key" | "jwt" | "agent" | "job" | "system";
   id: string;
 }
 

@@ -20,6 +20,8 @@ export const PERMISSIONS = [
   "agents:manage",
   "agents:read",
   "agents:update",
+  "jobs:submit",
+  "jobs:read",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -39,6 +41,7 @@ export function isRole(value: unknown): value is Role {
 const READ_PERMISSIONS: Permission[] = [
   "external_agents:read",
   "agents:read",
+  "jobs:read",
   "approvals:read",
   "lineage:read",
 ];
@@ -54,8 +57,10 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     "lineage:read",
     "agents:read",
     "approvals:read",
+    "jobs:submit",
+    "jobs:read",
   ]),
-  viewer: new Set(["external_agents:read", "agents:read"]),
+  viewer: new Set(["external_agents:read", "agents:read", "jobs:read"]),
   auditor: new Set([...READ_PERMISSIONS, "lineage:export"]),
 };
 
@@ -67,7 +72,7 @@ export const AGENT_PERMISSIONS: ReadonlySet<Permission> = new Set(["agents:read"
 
 /** Who is calling, as established by authentication. */
 export interface Principal {
-  type: "api_key" | "jwt" | "agent";
+  type: "api_key" | "jwt" | "agent" | "job";
   /** API key id, the JWT subject, or the managed agent's id. */
   id: string;
   /** Set for a managed agent's token: the only agent this caller may see. */

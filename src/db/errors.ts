@@ -1,12 +1,23 @@
-/** PostgreSQL SQLSTATE for unique_violation. */
+/** PostgreSQL SQLSTATEs Steward tells apart. */
 const UNIQUE_VIOLATION = "23505";
+const FOREIGN_KEY_VIOLATION = "23503";
+
+/** The PostgreSQL error inside `error` (Drizzle wraps it as the cause), if any. */
+function postgresError(error: unknown): { code: string; constraint?: string } | undefined {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    const candidate = current as Error & { code?: unknown; constraint?: string };
+    if (typeof candidate.code === "string") return { code: candidate.code, constraint: candidate.constraint };
+  }
+  return undefined;
+}
 
 /** True when `error` (or the error it wraps, as Drizzle does) is a unique-constraint violation. */
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {
-  for (let current = error; current instanceof Error; current = current.cause) {
-    const pgError = current as Error & { code?: string; constraint?: string };
-    if (pgError.code === UNIQUE_VIOLATION)
-      return constraint === undefined || pgError.constraint === constraint;
-  }
-  return false;
+  const found = postgresError(error);
+  return found?.code === UNIQUE_VIOLATION && (constraint === undefined || found.constraint === constraint);
+}
+
+/** True when `error` (or the error it wraps) is a foreign-key violation: a row names one that does not exist. */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return postgresError(error)?.code === FOREIGN_KEY_VIOLATION;
 }

@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  customType,
   date,
   doublePrecision,
   index,
@@ -481,3 +482,53 @@ export type ManagedAgentTransitionRow = typeof managedAgentTransitions.$inferSel
 export type ManagedAgentConfigVersionRow = typeof managedAgentConfigVersions.$inferSelect;
 export type AgentAlertRuleRow = typeof agentAlertRules.$inferSelect;
 export type AgentAlertRow = typeof agentAlerts.$inferSelect;
+
+/** Raw bytes (a dead-lettered message exactly as it arrived). */
+const customBytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => "bytea" });
+
+export const jobs = pgTable("jobs", {
+  id: text("id").primaryKey(),
+  organizationId: organizationRef(),
+  traceId: text("trace_id").notNull(),
+  name: text("name").notNull(),
+  definition: jsonb("definition").$type<Record<string, unknown>>().notNull(),
+  input: jsonb("input").$type<unknown>().notNull(),
+  status: text("status").notNull().default("queued"),
+  result: jsonb("result").$type<unknown>(),
+  error: jsonb("error").$type<Record<string, unknown>>(),
+  attempts: integer("attempts").notNull().default(0),
+  source: text("source").notNull(),
+  cancelRequested: boolean("cancel_requested").notNull().default(false),
+  createdBy: text("created_by"),
+  createdAt: createdAt(),
+  startedAt: timestampTz("started_at"),
+  finishedAt: timestampTz("finished_at"),
+  updatedAt: timestampTz("updated_at").notNull().defaultNow(),
+});
+
+export const jobEvents = pgTable(
+  "job_events",
+  {
+    jobId: text("job_id")
+      .notNull()
+      .references(() => jobs.id),
+    seq: integer("seq").notNull(),
+    eventType: text("event_type").notNull(),
+    data: jsonb("data").$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [primaryKey({ columns: [table.jobId, table.seq] })],
+);
+
+export const jobDeadLetters = pgTable("job_dead_letters", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  subject: text("subject").notNull(),
+  raw: customBytea("raw").notNull(),
+  headers: jsonb("headers").$type<Record<string, string[]>>().notNull().default({}),
+  reason: text("reason").notNull(),
+  jobId: text("job_id"),
+  deliveries: integer("deliveries").notNull().default(1),
+  createdAt: createdAt(),
+});
+
+export type JobRow = typeof jobs.$inferSelect;

@@ -8,6 +8,8 @@ export interface InvocationMetrics {
 
 export interface Metrics extends InvocationMetrics {
   registry: Registry;
+  /** Executor jobs: received, completed, failed, cancelled, redelivered, dead_lettered. */
+  jobs: Counter<"event">;
 }
 
 /** One registry per Steward instance (tests run several in one process). */
@@ -20,6 +22,12 @@ export function createMetrics(): Metrics {
       name: "steward_invocations_total",
       help: "Invocations by final status",
       labelNames: ["status"],
+      registers: [registry],
+    }),
+    jobs: new Counter({
+      name: "steward_jobs_total",
+      help: "Executor jobs by event: received, completed, failed, cancelled, redelivered, dead_lettered",
+      labelNames: ["event"],
       registers: [registry],
     }),
     rateLimiterUnavailable: new Counter({

@@ -73,6 +73,16 @@ describe("loadConfig", () => {
         },
         smtp: undefined,
         nats: undefined,
+        executor: {
+          stream: "AGENT_EXECUTION",
+          subjectPrefix: "agent",
+          consumer: "agent-executor-workers",
+          ackWaitMs: 300_000,
+          maxDeliver: 3,
+          concurrency: 4,
+          maxStoredEvents: 10_000,
+          llm: { baseUrl: "https://api.openai.com/v1", allowedBaseUrls: [], keys: {}, timeoutMs: 120_000 },
+        },
         lifecycle: {
           agentsDir: "./agents",
           agentsOrg: "default",

@@ -39,6 +39,7 @@ describe("newId", () => {
       "discoveryToken",
       "externalAgent",
       "invocation",
+      "job",
       "organization",
       "policy",
       "user",

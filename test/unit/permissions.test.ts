@@ -38,9 +38,18 @@ const GRANTED: Record<Role, readonly Permission[]> = {
     "lineage:read",
     "agents:read",
     "approvals:read",
+    "jobs:submit",
+    "jobs:read",
   ],
-  viewer: ["external_agents:read", "agents:read"],
-  auditor: ["external_agents:read", "agents:read", "approvals:read", "lineage:read", "lineage:export"],
+  viewer: ["external_agents:read", "agents:read", "jobs:read"],
+  auditor: [
+    "external_agents:read",
+    "agents:read",
+    "jobs:read",
+    "approvals:read",
+    "lineage:read",
+    "lineage:export",
+  ],
 };
 
 const matrix = ROLES.flatMap((role) =>

@@ -1,0 +1,243 @@
+import { randomBytes } from "node:crypto";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import type { Database } from "../db/database.js";
+import { AppError, ValidationError } from "../errors.js";
+import { newId } from "../ids.js";
+import { type AddressGuard, createGuardedAgent } from "../invocation/address-guard.js";
+import type { InvocationService } from "../invocation/invocation.service.js";
+import type { Metrics } from "../observability/metrics.js";
+import { graphDefinitionErrors } from "./graph-definition.js";
+import {
+  type IncomingJob,
+  type JobExecutionEvent,
+  type JobOutcome,
+  jobSubmission,
+  resultEvent,
+  structuredBytes,
+} from "./job-event.js";
+import { JobQueue } from "./job-queue.js";
+import { JobRunner } from "./job-runner.js";
+import { FINAL_STATUSES, type JobStatus, JobStore, toJobView } from "./job-store.js";
+import { JobStreams } from "./job-stream.js";
+import { JobWorker } from "./job-worker.js";
+import { MemoryJobQueue } from "./memory-job-queue.js";
+import { createNodeRunners } from "./node-runners.js";
+import { MemoryStreamBus, RedisStreamBus, type StreamBus } from "./stream-bus.js";
+
+export interface ExecutorDependencies {
+  config: Config;
+  database: Database;
+  invocations: InvocationService;
+  guard: AddressGuard;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface SubmitJob {
+  organizationId: string;
+  createdBy: string;
+  job_id?: string;
+  trace_id?: string;
+  agent_definition: Record<string, unknown>;
+  input_payload: unknown;
+}
+
+/**
+ * The asynchronous executor: jobs from JetStream (when NATS_URL is set) or from an
+ * in-process queue (the embedded default), run by one worker code path with LangGraph
+ * checkpoints in Steward's own database, their events streamed over Redis (or memory).
+ */
+export class Executor {
+  readonly store: JobStore;
+  readonly streams: JobStreams;
+  readonly runner: JobRunner;
+  private readonly worker: JobWorker;
+  private readonly dispatcher;
+  private consumer?: { stop(): Promise<void> };
+
+  private constructor(
+    private readonly deps: ExecutorDependencies,
+    private readonly bus: StreamBus,
+    private readonly queue: JobQueue | MemoryJobQueue,
+  ) {
+    const { config, database, logger, metrics } = deps;
+    this.store = new JobStore(database.db);
+    this.streams = new JobStreams(database.db, bus, config.executor.maxStoredEvents, logger);
+    const dispatcher = createGuardedAgent(deps.guard);
+    this.dispatcher = dispatcher;
+    this.runner = new JobRunner({
+      checkpointer: new PostgresSaver(database.pool, undefined, { schema: database.schema }),
+      runners: createNodeRunners({
+        invocations: deps.invocations,
+        dispatcher,
+        llm: { ...config.executor.llm, defaultKeyName: "OPENAI_API_KEY" },
+        httpTimeoutMs: config.invokeTimeoutMs,
+        maxResponseBytes: config.maxResponseBytes,
+      }),
+      streams: this.streams,
+      logger,
+      cancelRequested: (jobId) => this.store.cancelRequested(jobId),
+    });
+    this.worker = new JobWorker({
+      store: this.store,
+      runner: this.runner,
+      publishResult: (job, outcome) => this.publishResult(job, outcome),
+      counters: {
+        received: () => metrics.jobs.inc({ event: "received" }),
+        finished: (outcome) => metrics.jobs.inc({ event: outcome }),
+        redelivered: () => metrics.jobs.inc({ event: "redelivered" }),
+        deadLettered: () => metrics.jobs.inc({ event: "dead_lettered" }),
+      },
+      workingEveryMs: Math.max(1000, Math.floor(config.executor.ackWaitMs / 3)),
+      logger,
+    });
+  }
+
+  /** Builds the executor: the checkpoint tables, the stream bus, and JetStream when configured. */
+  static async create(deps: ExecutorDependencies): Promise<Executor> {
+    const { config, logger } = deps;
+    const checkpoints = new PostgresSaver(deps.database.pool, undefined, { schema: deps.database.schema });
+    await checkpoints.setup();
+    const bus: StreamBus = config.redis
+      ? new RedisStreamBus(config.redis.url, (error) => logger.warn({ err: error }, "job stream redis error"))
+      : new MemoryStreamBus();
+    const queue = config.nats
+      ? await JobQueue.connect({ url: config.nats.url, ...config.executor }, logger)
+      : new MemoryJobQueue(config.executor.maxDeliver, (error) =>
+          logger.error({ err: error }, "job handler failed"),
+        );
+    if (queue instanceof JobQueue) await queue.ensure();
+    return new Executor(deps, bus, queue);
+  }
+
+  /** Starts consuming (the API process with NATS, `steward worker`, or in process). */
+  async start(): Promise<void> {
+    this.consumer = this.queue.consume((delivery) => this.worker.handle(delivery));
+    if (this.queue instanceof MemoryJobQueue) {
+      // Nothing durable held these: pick up what a previous run left unfinished.
+      for (const row of await this.store.unfinished("http"))
+        this.queue.publishJob(this.subjectFor(row.name), this.submissionBytes(row));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    if (this.queue instanceof JobQueue) await this.queue.close();
+    await this.bus.close();
+    await this.dispatcher.close();
+  }
+
+  /** Records a job submitted over HTTP and queues it; the same id again returns the job it names. */
+  async submit(request: SubmitJob) {
+    const errors = graphDefinitionErrors(request.agent_definition);
+    if (errors.length > 0) throw new ValidationError(errors, "The agent_definition is not a valid graph");
+    const id = request.job_id ?? newId("job");
+    const { row, created } = await this.store.create({
+      id,
+      organizationId: request.organizationId,
+      traceId: request.trace_id ?? randomBytes(16).toString("hex"),
+      name: String(request.agent_definition.name),
+      definition: request.agent_definition,
+      input: request.input_payload,
+      source: "http",
+      createdBy: request.createdBy,
+    });
+    if (row.organizationId !== request.organizationId)
+      throw new AppError("CONFLICT", `job id ${id} is taken`, { field: "job_id" });
+    if (created) {
+      const subject = this.subjectFor(row.name);
+      const bytes = this.submissionBytes(row);
+      if (this.queue instanceof JobQueue) await this.queue.publishJob(subject, bytes, row.id);
+      else this.queue.publishJob(subject, bytes);
+    }
+    return { job: toJobView(row), created };
+  }
+
+  /**
+   * Runs a job arriving as a CloudEvent on `POST /` to its end, synchronously. A job id
+   * seen before answers its stored result instead of running again.
+   */
+  async runNow(incoming: IncomingJob): Promise<{ ok: boolean; event: Uint8Array }> {
+    const { job } = incoming;
+    const errors = graphDefinitionErrors(job.agent_definition);
+    if (errors.length > 0) throw new ValidationError(errors, "The agent_definition is not a valid graph");
+    const { row } = await this.store.create({
+      id: job.job_id,
+      organizationId: job.organization_id ?? "default",
+      traceId: job.trace_id,
+      name: String((job.agent_definition as { name?: unknown }).name),
+      definition: job.agent_definition as Record<string, unknown>,
+      input: job.input_payload,
+      source: "cloudevent",
+      createdBy: null,
+    });
+    let outcome: JobOutcome;
+    if (FINAL_STATUSES.includes(row.status as JobStatus)) {
+      outcome =
+        row.status === "completed"
+          ? { kind: "completed", result: row.result }
+          : {
+              kind: "failed",
+              error: (row.error as { message: string; type: string }) ?? { message: "failed", type: "Error" },
+            };
+    } else {
+      const started = await this.store.start(row.id);
+      if (!started) throw new AppError("CONFLICT", `job ${row.id} finished meanwhile`);
+      const run = await this.runner.run(started);
+      outcome =
+        run.kind === "completed"
+          ? { kind: "completed", result: run.result }
+          : {
+              kind: "failed",
+              error: run.kind === "failed" ? run.error : { message: "cancelled", type: "JobCancelled" },
+            };
+      await this.store.finish(
+        row.id,
+        outcome.kind === "completed"
+          ? { status: "completed", result: outcome.result }
+          : { status: run.kind === "cancelled" ? "cancelled" : "failed", error: outcome.error },
+      );
+      await this.publishResult(job, outcome);
+    }
+    return { ok: outcome.kind === "completed", event: structuredBytes(resultEvent(job, outcome)) };
+  }
+
+  /** Whether the broker answers (always true in process). */
+  async healthy(): Promise<boolean> {
+    return this.queue instanceof JobQueue ? this.queue.healthy() : true;
+  }
+
+  private async publishResult(job: Pick<JobExecutionEvent, "job_id" | "trace_id">, outcome: JobOutcome) {
+    if (!(this.queue instanceof JobQueue)) return;
+    const event = resultEvent(job, outcome);
+    await this.queue.publishResult(outcome.kind, structuredBytes(event), `${job.job_id}:${outcome.kind}`);
+  }
+
+  /** `agent.execute.<graph name>`, the name reduced to one subject token. */
+  private subjectFor(name: string): string {
+    return name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64) || "job";
+  }
+
+  private submissionBytes(row: {
+    id: string;
+    traceId: string;
+    definition: unknown;
+    input: unknown;
+    organizationId: string;
+  }) {
+    return structuredBytes(
+      jobSubmission(
+        {
+          job_id: row.id,
+          trace_id: row.traceId,
+          agent_definition: row.definition,
+          input_payload: row.input,
+          organization_id: row.organizationId,
+        },
+        "steward/api",
+      ),
+    );
+  }
+}

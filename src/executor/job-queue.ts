@@ -1,0 +1,354 @@
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import {
+  connect,
+  type MsgHdrs,
+  type NatsConnection,
+  nanos,
+  headers as natsHeaders,
+} from "@nats-io/transport-node";
+import type { Logger } from "pino";
+
+export interface JobQueueSettings {
+  url: string;
+  /** Default "AGENT_EXECUTION". */
+  stream: string;
+  /** Default "agent": subjects are `${prefix}.execute.*` and `${prefix}.status.completed|failed`. */
+  subjectPrefix: string;
+  /** Default "agent-executor-workers". */
+  consumer: string;
+  ackWaitMs: number;
+  maxDeliver: number;
+  /** Jobs run at once by one process (pull batch size). */
+  concurrency: number;
+}
+
+export interface JobDelivery {
+  subject: string;
+  data: Uint8Array;
+  headers: Record<string, string[]>;
+  /** 1 on first delivery. */
+  deliveryCount: number;
+  maxDeliver: number;
+  /** Waits for the server's confirmation (ackAck); throws when it does not come. */
+  ack(): Promise<void>;
+  nak(delayMs: number): void;
+  term(reason: string): void;
+  working(): void;
+}
+
+/** Window in which JetStream drops a repeated Nats-Msg-Id, on both streams. */
+const DUPLICATE_WINDOW_MS = 2 * 60_000;
+/** Results are kept a day for late readers of the status stream; it exists for de-duplication. */
+const STATUS_MAX_AGE_MS = 24 * 60 * 60_000;
+/**
+ * How long one pull request waits on the server. Short enough that slots freed while a
+ * partly-filled pull is open are asked for again soon; one open request per process is cheap.
+ */
+const FETCH_EXPIRES_MS = 10_000;
+/** Pause after a failed pull (server away, consumer missing) before trying again. */
+const PULL_RETRY_MS = 2_000;
+/** API error codes meaning "exists with another config": stream, consumer (>= 2.10), consumer (older). */
+const ALREADY_EXISTS = new Set([10058, 10148, 10013]);
+
+/** Delay before the n-th redelivery (1-based): 1 s, 4 s, 16 s, 64 s, 256 s, then 5 min. */
+export function redeliveryDelayMs(deliveryCount: number): number {
+  const n = Math.max(1, Math.floor(deliveryCount));
+  return Math.min(1_000 * 4 ** (n - 1), 300_000);
+}
+
+/** The JetStream transport of the job executor: one work-queue stream, one durable pull consumer. */
+export class JobQueue {
+  private readonly js: JetStreamClient;
+
+  private constructor(
+    private readonly connection: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly settings: JobQueueSettings,
+    private readonly logger: Logger,
+  ) {
+    this.js = jsm.jetstream();
+    this.watchStatus().catch(() => {});
+  }
+
+  /** Connects (failing fast when the server or JetStream does not answer), then reconnects for ever. */
+  static async connect(settings: JobQueueSettings, logger: Logger): Promise<JobQueue> {
+    const connection = await connect({
+      servers: settings.url,
+      name: "steward-executor",
+      maxReconnectAttempts: -1,
+    });
+    try {
+      return new JobQueue(connection, await jetstreamManager(connection), settings, logger);
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
+  }
+
+  private get statusStream(): string {
+    return `${this.settings.stream}_STATUS`;
+  }
+
+  /** Creates or updates both streams and the consumer (idempotent, safe from several processes at once). */
+  async ensure(): Promise<void> {
+    const { stream, subjectPrefix: prefix, consumer } = this.settings;
+    await createOrUpdate(
+      () =>
+        this.jsm.streams.add({
+          name: stream,
+          subjects: [`${prefix}.execute.*`],
+          // A job is gone once acked or terminated; the stream is a queue, not a log.
+          retention: RetentionPolicy.Workqueue,
+          storage: StorageType.File,
+          duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+        }),
+      () => this.jsm.streams.update(stream, { duplicate_window: nanos(DUPLICATE_WINDOW_MS) }),
+    );
+    // De-duplication only filters what a stream stores: a core subscriber of the subject a
+    // result is published on sees every copy. So results go to `results.*`, and the stream
+    // re-publishes each message it keeps (never a dropped duplicate) on `status.*`.
+    const status = {
+      subjects: [`${prefix}.results.>`],
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+      max_age: nanos(STATUS_MAX_AGE_MS),
+      republish: { src: `${prefix}.results.>`, dest: `${prefix}.status.>` },
+    };
+    const info = await createOrUpdate(
+      () => this.jsm.streams.add({ name: this.statusStream, storage: StorageType.File, ...status }),
+      () => this.jsm.streams.update(this.statusStream, status),
+    );
+    // A server that does not know `republish` ignores it, and no result would ever be seen.
+    if (!info.config.republish)
+      throw new Error(`stream ${this.statusStream}: this NATS server ignores republish`);
+    const config = {
+      ack_wait: nanos(this.settings.ackWaitMs),
+      max_deliver: this.settings.maxDeliver,
+    };
+    await createOrUpdate(
+      () =>
+        this.jsm.consumers.add(stream, {
+          durable_name: consumer,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          ...config,
+        }),
+      () => this.jsm.consumers.update(stream, consumer, config),
+    );
+  }
+
+  /** Publishes a job message to `${prefix}.execute.${kind}`; `duplicate` is true when JetStream dropped it as a repeat of msgId. */
+  async publishJob(
+    kind: string,
+    data: Uint8Array,
+    msgId: string,
+    headers?: Record<string, string>,
+  ): Promise<{ duplicate: boolean }> {
+    const ack = await this.js.publish(`${this.settings.subjectPrefix}.execute.${kind}`, data, {
+      msgID: msgId,
+      headers: toMsgHdrs(headers),
+    });
+    return { duplicate: ack.duplicate };
+  }
+
+  /** Publishes a result to `${prefix}.status.${outcome}` (via the status stream), de-duplicated by msgId. */
+  async publishResult(
+    outcome: "completed" | "failed",
+    data: Uint8Array,
+    msgId: string,
+    headers?: Record<string, string>,
+  ): Promise<void> {
+    await this.js.publish(`${this.settings.subjectPrefix}.results.${outcome}`, data, {
+      msgID: msgId,
+      headers: toMsgHdrs(headers),
+    });
+  }
+
+  /** Pulls and hands each message to `handle` (at most `concurrency` at once) until stop(). */
+  consume(handle: (delivery: JobDelivery) => Promise<void>): { stop(): Promise<void> } {
+    const { stream, consumer: name, concurrency } = this.settings;
+    const inFlight = new Set<Promise<void>>();
+    let stopped = false;
+    let current: ConsumerMessages | undefined;
+    let wake: () => void = () => {};
+    const pause = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+
+    const loop = async () => {
+      let consumer: Consumer | undefined;
+      while (!stopped) {
+        if (inFlight.size >= concurrency) {
+          await Promise.race([...inFlight, new Promise<void>((resolve) => (wake = resolve))]);
+          continue;
+        }
+        try {
+          consumer ??= await this.js.consumers.get(stream, name);
+          // Ask only for free slots: a message pulled but left waiting in a client buffer would
+          // use up its ack_wait there and be redelivered to another worker while still queued.
+          current = await consumer.fetch({
+            max_messages: concurrency - inFlight.size,
+            expires: FETCH_EXPIRES_MS,
+          });
+          // close() settles only once the iterator is drained, so it is never awaited here.
+          if (stopped) void current.close();
+          // A message that arrived just before stop() is run anyway: it is within the budget,
+          // and handing it back would cost it one of its max_deliver attempts.
+          for await (const msg of current) {
+            const task = this.run(msg, handle)
+              .catch((error: unknown) =>
+                this.logger.error({ err: error }, "job message could not be settled"),
+              )
+              .finally(() => inFlight.delete(task));
+            inFlight.add(task);
+          }
+        } catch (error) {
+          if (stopped) break;
+          consumer = undefined;
+          this.logger.warn({ err: error, stream, consumer: name }, "job pull failed; retrying");
+          await pause(PULL_RETRY_MS);
+        } finally {
+          current = undefined;
+        }
+      }
+    };
+    const done = loop();
+    return {
+      stop: async () => {
+        stopped = true;
+        // Closing the pull's inbox is enough: the server drops a pull request nobody listens to,
+        // so messages not yet sent stay in the stream for the next worker.
+        void current?.close();
+        wake();
+        await done;
+        await Promise.all(inFlight);
+      },
+    };
+  }
+
+  /** Messages the consumer has not yet delivered or that await ack (for the consumer-lag metric). */
+  async pending(): Promise<{ pending: number; ackPending: number }> {
+    const info = await this.jsm.consumers.info(this.settings.stream, this.settings.consumer);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  }
+
+  /** Is the server reachable now (for /ready)? */
+  async healthy(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // rtt() throws at once when disconnected; the timeout covers a server that stopped answering.
+      await Promise.race([
+        this.connection.rtt(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("NATS ping timed out")), 2_000);
+        }),
+      ]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Flushes what is buffered and closes; stop consume() first so handlers can still ack. */
+  async close(): Promise<void> {
+    if (this.connection.isClosed()) return;
+    await this.connection.drain();
+  }
+
+  private async run(msg: JsMsg, handle: (delivery: JobDelivery) => Promise<void>): Promise<void> {
+    const deliveryCount = msg.info.deliveryCount;
+    let settled = false;
+    const settle = () => {
+      settled = true;
+    };
+    const delivery: JobDelivery = {
+      subject: msg.subject,
+      data: msg.data,
+      headers: Object.fromEntries(msg.headers ?? []),
+      deliveryCount,
+      maxDeliver: this.settings.maxDeliver,
+      ack: async () => {
+        settle();
+        // ackAck resolves false when the message was already acked/nak'd by this process.
+        if (!(await msg.ackAck())) throw new Error("message was already acknowledged");
+      },
+      nak: (delayMs) => {
+        settle();
+        msg.nak(delayMs);
+      },
+      term: (reason) => {
+        settle();
+        // Servers before 2.10 ignore a "+TERM <reason>" entirely (the message comes back after
+        // ack_wait); the reason only feeds the MSG_TERMINATED advisory, so drop it there.
+        if (termTakesReason(this.connection)) msg.term(reason);
+        else msg.term();
+      },
+      working: () => msg.working(),
+    };
+    const context = { subject: msg.subject, stream_seq: msg.seq, delivery: deliveryCount };
+    try {
+      await handle(delivery);
+      if (!settled) {
+        this.logger.warn(context, "job handler returned without ack or nak; redelivering");
+        msg.nak(redeliveryDelayMs(deliveryCount));
+      }
+    } catch (error) {
+      // After an ack attempt the outcome is unknown; a nak now could undo an ack that landed.
+      if (settled) {
+        this.logger.error({ ...context, err: error }, "job handler failed after settling its message");
+        return;
+      }
+      this.logger.warn({ ...context, err: error }, "job handler failed; redelivering with backoff");
+      // If this nak is lost (disconnected), ack_wait still brings the message back.
+      msg.nak(redeliveryDelayMs(deliveryCount));
+    }
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const status of this.connection.status()) {
+      if (status.type === "disconnect" || status.type === "reconnect") {
+        this.logger.warn({ nats: status.type }, `job queue NATS connection: ${status.type}`);
+      }
+    }
+  }
+}
+
+/** Adds a stream or consumer; when another config already holds the name, updates it instead. */
+async function createOrUpdate<T>(add: () => Promise<T>, update: () => Promise<T>): Promise<T> {
+  try {
+    return await add();
+  } catch (error) {
+    if (error instanceof JetStreamApiError && ALREADY_EXISTS.has(error.code)) return update();
+    throw error;
+  }
+}
+
+function termTakesReason(connection: NatsConnection): boolean {
+  const [major = 0, minor = 0] = (connection.info?.version ?? "0.0").split(".").map(Number);
+  return major > 2 || (major === 2 && minor >= 10);
+}
+
+function toMsgHdrs(values: Record<string, string> | undefined): MsgHdrs | undefined {
+  if (!values) return undefined;
+  const result = natsHeaders();
+  for (const [key, value] of Object.entries(values)) result.set(key, value);
+  return result;
+}

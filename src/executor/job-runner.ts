@@ -1,0 +1,90 @@
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import type { Logger } from "pino";
+import type { JobRow } from "../db/schema.js";
+import { type CompiledJobGraph, compileGraph, GraphLimitError, type NodeRunners } from "./graph-compiler.js";
+import type { GraphDefinition } from "./graph-definition.js";
+import type { JobError } from "./job-store.js";
+import type { JobStreams } from "./job-stream.js";
+
+/** How a run ended. A failure is `retryable` when running the job again may succeed. */
+export type RunOutcome =
+  | { kind: "completed"; result: unknown }
+  | { kind: "failed"; error: JobError; retryable: boolean }
+  | { kind: "cancelled" };
+
+export interface JobRunnerOptions {
+  checkpointer: BaseCheckpointSaver;
+  runners: NodeRunners;
+  streams: JobStreams;
+  logger: Logger;
+  /** Asked between nodes: a cancelled job stops at the next node boundary. */
+  cancelRequested(jobId: string): Promise<boolean>;
+}
+
+/** A node failure as the job's error: the message always, the stack for Steward's own bugs only. */
+export function jobErrorOf(error: unknown): JobError {
+  if (error instanceof Error) return { message: error.message, type: error.name || "Error" };
+  return { message: String(error), type: "Error" };
+}
+
+/**
+ * Runs a stored job's graph, or resumes it from its last checkpoint (thread = job id),
+ * streaming its events and ending them with `end`. Failures of the job itself come back
+ * as outcomes; anything thrown is Steward's own trouble (its database, say).
+ */
+export class JobRunner {
+  constructor(private readonly options: JobRunnerOptions) {}
+
+  async run(job: JobRow, signal?: AbortSignal): Promise<RunOutcome> {
+    const { streams, logger } = this.options;
+    const emitter = await streams.emitter(job.id);
+    const abort = new AbortController();
+    signal?.addEventListener("abort", () => abort.abort(signal.reason), { once: true });
+    const watchCancel = setInterval(() => {
+      this.options
+        .cancelRequested(job.id)
+        .then((cancelled) => cancelled && abort.abort(new JobCancelledError()))
+        .catch((error: unknown) => logger.warn({ err: error, job_id: job.id }, "cancel check failed"));
+    }, 1000);
+    let outcome: RunOutcome;
+    try {
+      const graph = this.compile(job);
+      const run = await graph.run({
+        jobId: job.id,
+        organizationId: job.organizationId,
+        traceId: job.traceId,
+        input: job.input,
+        emit: emitter.emit,
+        signal: abort.signal,
+      });
+      outcome = { kind: "completed", result: run.result };
+    } catch (error) {
+      outcome =
+        abort.signal.reason instanceof JobCancelledError
+          ? { kind: "cancelled" }
+          : { kind: "failed", error: jobErrorOf(error), retryable: !(error instanceof GraphLimitError) };
+      if (outcome.kind === "failed") emitter.emit("error", { ...outcome.error });
+    } finally {
+      clearInterval(watchCancel);
+    }
+    emitter.emit("end", {});
+    await emitter.flush();
+    return outcome;
+  }
+
+  /** The latest checkpointed state and how many checkpoints the job has. */
+  async state(job: JobRow) {
+    return this.compile(job).state(job.id);
+  }
+
+  private compile(job: JobRow): CompiledJobGraph {
+    return compileGraph(job.definition as GraphDefinition, this.options.runners, this.options.checkpointer);
+  }
+}
+
+export class JobCancelledError extends Error {
+  override name = "JobCancelledError";
+  constructor() {
+    super("the job was cancelled");
+  }
+}

@@ -1,0 +1,88 @@
+import { and, asc, eq, gt, max } from "drizzle-orm";
+import type { Logger } from "pino";
+import type { Db } from "../db/database.js";
+import { jobEvents } from "../db/schema.js";
+import type { StreamBus } from "./stream-bus.js";
+
+/** One event of a job's stream, as watchers receive it. */
+export interface JobStreamEvent {
+  event_type: string;
+  data: Record<string, unknown>;
+  seq: number;
+}
+
+/** The live channel of a job (the contract's name, with no prefix: clients subscribe to it). */
+export function streamChannel(jobId: string): string {
+  return `langgraph:stream:${jobId}`;
+}
+
+/** Events that are always stored, past the cap too: late readers must learn how it ended. */
+const ALWAYS_STORED = new Set(["end", "error"]);
+
+export interface JobEmitter {
+  emit(eventType: string, data: Record<string, unknown>): void;
+  /** Resolves when every event emitted so far is stored and published. */
+  flush(): Promise<void>;
+}
+
+/**
+ * Each job's event stream: numbered in order, appended to the database (up to a cap per
+ * job) for readers that arrive late or reconnect, and published live on the bus.
+ */
+export class JobStreams {
+  constructor(
+    private readonly db: Db,
+    private readonly bus: StreamBus,
+    private readonly maxStoredEvents: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** An emitter continuing the job's numbering (a resumed job goes on after its last event). */
+  async emitter(jobId: string): Promise<JobEmitter> {
+    const [last] = await this.db
+      .select({ seq: max(jobEvents.seq) })
+      .from(jobEvents)
+      .where(eq(jobEvents.jobId, jobId));
+    let seq = last?.seq ?? 0;
+    // Events are written one after the other, so storage and the channel keep their order.
+    let chain = Promise.resolve();
+    return {
+      emit: (eventType, data) => {
+        seq += 1;
+        const event: JobStreamEvent = { event_type: eventType, data, seq };
+        chain = chain.then(() => this.record(jobId, event));
+      },
+      flush: () => chain,
+    };
+  }
+
+  /** Stored events after `afterSeq`, in order. */
+  async history(jobId: string, afterSeq = 0): Promise<JobStreamEvent[]> {
+    const rows = await this.db
+      .select()
+      .from(jobEvents)
+      .where(and(eq(jobEvents.jobId, jobId), gt(jobEvents.seq, afterSeq)))
+      .orderBy(asc(jobEvents.seq));
+    return rows.map((row) => ({ event_type: row.eventType, data: row.data, seq: row.seq }));
+  }
+
+  /** Live events of a job until the returned function is called. */
+  subscribe(jobId: string, listener: (event: JobStreamEvent) => void): Promise<() => Promise<void>> {
+    return this.bus.subscribe(streamChannel(jobId), (message) =>
+      listener(JSON.parse(message) as JobStreamEvent),
+    );
+  }
+
+  private async record(jobId: string, event: JobStreamEvent): Promise<void> {
+    try {
+      if (event.seq <= this.maxStoredEvents || ALWAYS_STORED.has(event.event_type))
+        await this.db
+          .insert(jobEvents)
+          .values({ jobId, seq: event.seq, eventType: event.event_type, data: event.data });
+      await this.bus.publish(streamChannel(jobId), JSON.stringify(event));
+    } catch (error) {
+      // A lost stream event must not fail the job itself: its result is what counts.
+      this.logger.warn({ err: error, job_id: jobId, seq: event.seq }, "job stream event not delivered");
+    }
+  }
+}

@@ -1,0 +1,285 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type {} from "@fastify/websocket";
+import Type from "typebox";
+import { requestContext } from "../auth/access-control.js";
+import { AppError } from "../errors.js";
+import { API_SECURITY, errorResponses, Nullable } from "../http/openapi.js";
+import { PageQuery, Paginated, pageRequest } from "../http/pagination.js";
+import type { Executor } from "./executor.js";
+import { GRAPH_DEFINITION_JSON_SCHEMA, GRAPH_EXAMPLES } from "./graph-definition.js";
+import { toJobView } from "./job-store.js";
+import type { JobStreamEvent } from "./job-stream.js";
+
+const tags = ["Jobs"];
+const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
+
+const Job = Type.Object({
+  id: Type.String(),
+  organization_id: Type.String(),
+  name: Type.String(),
+  trace_id: Type.String(),
+  status: Type.Enum(JOB_STATUSES),
+  result: Type.Unknown(),
+  error: Nullable(
+    Type.Object({ message: Type.String(), type: Type.String(), stack_trace: Type.Optional(Type.String()) }),
+  ),
+  attempts: Type.Integer(),
+  source: Type.String(),
+  cancel_requested: Type.Boolean(),
+  checkpoints: Type.Optional(Type.Integer()),
+  created_at: Type.String({ format: "date-time" }),
+  started_at: Nullable(Type.String({ format: "date-time" })),
+  finished_at: Nullable(Type.String({ format: "date-time" })),
+});
+
+const SubmitBody = Type.Object(
+  {
+    job_id: Type.Optional(
+      Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$", description: "Default: a new job_… id" }),
+    ),
+    trace_id: Type.Optional(
+      Type.String({ pattern: "^[0-9a-f]{32}$", description: "W3C trace id; default: a new one" }),
+    ),
+    agent_definition: Type.Record(Type.String(), Type.Unknown(), {
+      description: "The graph: see GET /api/v1/jobs/schema and docs/executor.md",
+    }),
+    input_payload: Type.Unknown(),
+  },
+  { additionalProperties: false },
+);
+
+const JobIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+const StreamQuery = Type.Object({
+  last_event_id: Type.Optional(
+    Type.Integer({ minimum: 0, description: "Resume after this seq (or send Last-Event-ID)" }),
+  ),
+});
+
+/** /api/v1/jobs: submit, read, cancel and watch jobs of the caller's organization. */
+export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      "/jobs/schema",
+      {
+        config: { permission: "jobs:read" },
+        schema: {
+          summary: "The JSON Schema of agent_definition, with examples",
+          tags,
+          security: API_SECURITY,
+          response: { 200: Type.Object({ schema: Type.Unknown(), examples: Type.Unknown() }) },
+        },
+      },
+      async () => ({ schema: GRAPH_DEFINITION_JSON_SCHEMA, examples: GRAPH_EXAMPLES }),
+    );
+
+    app.post(
+      "/jobs",
+      {
+        config: { permission: "jobs:submit" },
+        schema: {
+          summary: "Submit a job to run in the background",
+          description:
+            "202 with the job. Published to JetStream (agent.execute.<name>) when NATS is configured, run in process otherwise. The same job_id again answers 200 with that job and runs nothing.",
+          tags,
+          security: API_SECURITY,
+          body: SubmitBody,
+          response: { 200: Job, 202: Job, ...errorResponses(400, 401, 403, 409) },
+        },
+      },
+      async (request, reply) => {
+        const { job, created } = await executor.submit({
+          ...request.body,
+          organizationId: request.principal.organizationId,
+          createdBy: requestContext(request).actor.id,
+        });
+        return reply.status(created ? 202 : 200).send(job);
+      },
+    );
+
+    app.get(
+      "/jobs",
+      {
+        config: { permission: "jobs:read" },
+        schema: {
+          summary: "List jobs, newest first",
+          tags,
+          security: API_SECURITY,
+          querystring: Type.Object({ ...PageQuery, status: Type.Optional(Type.Enum(JOB_STATUSES)) }),
+          response: { 200: Paginated(Job), ...errorResponses(400, 401, 403) },
+        },
+      },
+      async (request) =>
+        executor.store.list(
+          request.principal.organizationId,
+          { status: request.query.status },
+          pageRequest(request.query),
+        ),
+    );
+
+    app.get(
+      "/jobs/:id",
+      {
+        config: { permission: "jobs:read" },
+        schema: {
+          summary: "A job: status, result, error, attempts and checkpoints",
+          tags,
+          security: API_SECURITY,
+          params: JobIdParams,
+          response: { 200: Job, ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (request) => {
+        const row = await executor.store.get(request.principal.organizationId, request.params.id);
+        const state = await executor.runner.state(row);
+        return toJobView(row, state?.checkpoints ?? 0);
+      },
+    );
+
+    app.get(
+      "/jobs/:id/state",
+      {
+        config: { permission: "jobs:read" },
+        schema: {
+          summary: "The job's latest checkpointed state",
+          tags,
+          security: API_SECURITY,
+          params: JobIdParams,
+          response: {
+            200: Type.Object({ job_id: Type.String(), checkpoints: Type.Integer(), state: Type.Unknown() }),
+            ...errorResponses(401, 403, 404),
+          },
+        },
+      },
+      async (request) => {
+        const row = await executor.store.get(request.principal.organizationId, request.params.id);
+        const state = await executor.runner.state(row);
+        return { job_id: row.id, checkpoints: state?.checkpoints ?? 0, state: state?.values ?? null };
+      },
+    );
+
+    app.post(
+      "/jobs/:id/cancel",
+      {
+        config: { permission: "jobs:submit" },
+        schema: {
+          summary: "Cancel a queued or running job (it stops at the next node)",
+          tags,
+          security: API_SECURITY,
+          params: JobIdParams,
+          response: { 202: Job, ...errorResponses(401, 403, 404, 409) },
+        },
+      },
+      async (request, reply) => {
+        const { organizationId } = request.principal;
+        const requested = await executor.store.requestCancel(organizationId, request.params.id);
+        const row = await executor.store.get(organizationId, request.params.id);
+        if (!requested)
+          throw new AppError("CONFLICT", `the job is already ${row.status}`, { status: row.status });
+        return reply.status(202).send(toJobView(row));
+      },
+    );
+
+    app.get(
+      "/jobs/:id/stream",
+      {
+        config: { permission: "jobs:read" },
+        schema: {
+          summary: "The job's events as Server-Sent Events (history first, then live, until end)",
+          description:
+            "Each event: `id: <seq>`, `event: <event_type>`, `data: {event_type, data, seq}`. Reconnect with Last-Event-ID to get what was missed.",
+          tags,
+          security: API_SECURITY,
+          params: JobIdParams,
+          querystring: StreamQuery,
+        },
+      },
+      async (request, reply) => {
+        const row = await executor.store.get(request.principal.organizationId, request.params.id);
+        const header = request.headers["last-event-id"];
+        const after = request.query.last_event_id ?? (typeof header === "string" ? Number(header) || 0 : 0);
+        reply.hijack();
+        reply.raw.writeHead(200, {
+          "content-type": "text/event-stream",
+          "cache-control": "no-cache",
+          connection: "keep-alive",
+          "x-request-id": String(request.id),
+        });
+        const write = (event: JobStreamEvent) =>
+          reply.raw.write(`id: ${event.seq}\nevent: ${event.event_type}\ndata: ${JSON.stringify(event)}\n\n`);
+        await replayThenFollow(
+          executor,
+          row.id,
+          after,
+          write,
+          () => reply.raw.end(),
+          (close) => reply.raw.once("close", close),
+        );
+      },
+    );
+
+    app.get(
+      "/jobs/:id/stream/ws",
+      {
+        websocket: true,
+        config: { permission: "jobs:read", queryCredential: true },
+        schema: {
+          summary: "The job's events over a WebSocket (history first, then live, until end)",
+          tags,
+          security: API_SECURITY,
+          params: JobIdParams,
+          querystring: StreamQuery,
+        },
+      },
+      async (socket, request) => {
+        const row = await executor.store.get(request.principal.organizationId, request.params.id);
+        await replayThenFollow(
+          executor,
+          row.id,
+          request.query.last_event_id ?? 0,
+          (event) => socket.send(JSON.stringify(event)),
+          () => socket.close(1000, "end"),
+          (close) => socket.once("close", close),
+        );
+      },
+    );
+  };
+}
+
+/**
+ * Sends what a job has streamed after `after`, then its live events, without a gap or a
+ * repeat (live events are held until the history is out, and numbered), and ends after
+ * the `end` event — at once for a job that has already ended.
+ */
+async function replayThenFollow(
+  executor: Executor,
+  jobId: string,
+  after: number,
+  send: (event: JobStreamEvent) => void,
+  end: () => void,
+  onClose: (close: () => void) => void,
+): Promise<void> {
+  let last = after;
+  let finished = false;
+  const held: JobStreamEvent[] = [];
+  let replaying = true;
+  const deliver = (event: JobStreamEvent) => {
+    if (finished || event.seq <= last) return;
+    last = event.seq;
+    send(event);
+    if (event.event_type === "end") {
+      finished = true;
+      void unsubscribe().finally(end);
+    }
+  };
+  const unsubscribe = await executor.streams.subscribe(jobId, (event) => {
+    if (replaying) held.push(event);
+    else deliver(event);
+  });
+  onClose(() => {
+    finished = true;
+    void unsubscribe();
+  });
+  for (const event of await executor.streams.history(jobId, after)) deliver(event);
+  replaying = false;
+  for (const event of held.splice(0)) deliver(event);
+}

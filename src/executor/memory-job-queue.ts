@@ -1,0 +1,76 @@
+import type { JobDelivery } from "./job-queue.js";
+
+interface Pending {
+  subject: string;
+  data: Uint8Array;
+  headers: Record<string, string[]>;
+  deliveryCount: number;
+}
+
+/**
+ * The embedded default's stand-in for JetStream: the same deliveries (ack, nak with a
+ * delay, term, working) in one process, so jobs run through the same worker code. It
+ * keeps nothing across restarts; the executor re-submits unfinished jobs at start.
+ */
+export class MemoryJobQueue {
+  private handler?: (delivery: JobDelivery) => Promise<void>;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Submitted before consume() began: delivered as soon as it does. */
+  private readonly backlog: Pending[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly maxDeliver: number,
+    private readonly onHandlerError: (error: unknown) => void,
+  ) {}
+
+  publishJob(subject: string, data: Uint8Array): void {
+    this.deliver({ subject, data, headers: {}, deliveryCount: 1 });
+  }
+
+  consume(handle: (delivery: JobDelivery) => Promise<void>): { stop(): Promise<void> } {
+    this.handler = handle;
+    for (const message of this.backlog.splice(0)) this.deliver(message);
+    return {
+      stop: async () => {
+        this.stopped = true;
+        for (const timer of this.timers) clearTimeout(timer);
+        this.timers.clear();
+        await Promise.allSettled([...this.inFlight]);
+      },
+    };
+  }
+
+  private deliver(message: Pending): void {
+    const handle = this.handler;
+    if (this.stopped) return;
+    if (!handle) {
+      this.backlog.push(message);
+      return;
+    }
+    const later = (delayMs: number) => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.deliver({ ...message, deliveryCount: message.deliveryCount + 1 });
+      }, delayMs);
+      this.timers.add(timer);
+    };
+    const delivery: JobDelivery = {
+      ...message,
+      maxDeliver: this.maxDeliver,
+      ack: async () => {},
+      nak: (delayMs) => {
+        if (message.deliveryCount < this.maxDeliver) later(delayMs);
+      },
+      term: () => {},
+      working: () => {},
+    };
+    const run = handle(delivery).catch((error: unknown) => {
+      this.onHandlerError(error);
+      delivery.nak(1000);
+    });
+    this.inFlight.add(run);
+    void run.finally(() => this.inFlight.delete(run));
+  }
+}

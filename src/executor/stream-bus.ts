@@ -1,0 +1,93 @@
+import { Redis } from "ioredis";
+
+/** Where live job events travel: Redis pub/sub (shared by every process) or memory (one process). */
+export interface StreamBus {
+  publish(channel: string, message: string): Promise<void>;
+  /** Calls `listener` for every message on `channel` until the returned function is called. */
+  subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+  /** Subscribers connected now, over all channels (for the metrics). */
+  subscriberCount(): number;
+  close(): Promise<void>;
+}
+
+export class MemoryStreamBus implements StreamBus {
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+
+  async publish(channel: string, message: string): Promise<void> {
+    for (const listener of this.listeners.get(channel) ?? []) listener(message);
+  }
+
+  async subscribe(channel: string, listener: (message: string) => void) {
+    const set = this.listeners.get(channel) ?? new Set();
+    this.listeners.set(channel, set);
+    set.add(listener);
+    return async () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(channel) === set) this.listeners.delete(channel);
+    };
+  }
+
+  /** Does anyone listen on `channel`? */
+  hasSubscribers(channel: string): boolean {
+    return this.listeners.has(channel);
+  }
+
+  subscriberCount(): number {
+    let count = 0;
+    for (const set of this.listeners.values()) count += set.size;
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}
+
+/**
+ * Redis pub/sub with plain PUBLISH/SUBSCRIBE only (Dragonfly speaks them too). A
+ * subscribed connection can do nothing else, so publishing and subscribing each have
+ * their own; one subscriber connection serves every channel of this process.
+ */
+export class RedisStreamBus implements StreamBus {
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private readonly local = new MemoryStreamBus();
+
+  constructor(url: string, onError: (error: Error) => void) {
+    this.publisher = new Redis(url, { maxRetriesPerRequest: 1 });
+    this.subscriber = new Redis(url);
+    this.publisher.on("error", onError);
+    this.subscriber.on("error", onError);
+    this.subscriber.on("message", (channel: string, message: string) => {
+      void this.local.publish(channel, message);
+    });
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.publisher.publish(channel, message);
+  }
+
+  async subscribe(channel: string, listener: (message: string) => void) {
+    const first = !this.local.hasSubscribers(channel);
+    const unsubscribeLocal = await this.local.subscribe(channel, listener);
+    if (first) await this.subscriber.subscribe(channel);
+    return async () => {
+      await unsubscribeLocal();
+      if (!this.local.hasSubscribers(channel)) await this.subscriber.unsubscribe(channel);
+    };
+  }
+
+  subscriberCount(): number {
+    return this.local.subscriberCount();
+  }
+
+  async ping(): Promise<void> {
+    await this.publisher.ping();
+  }
+
+  async close(): Promise<void> {
+    this.publisher.disconnect();
+    this.subscriber.disconnect();
+    await this.local.close();
+  }
+}

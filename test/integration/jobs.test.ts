@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../helpers/eventually.js";
+import { createKey, type StorageKind, startTestSteward, type TestSteward } from "../helpers/steward.js";
+
+export const SHOUT = {
+  name: "shout",
+  nodes: [{ id: "up", type: "transform", expression: "{'text': $uppercase(input.text)}" }],
+  edges: [
+    { from: "__start__", to: "up" },
+    { from: "up", to: "__end__" },
+  ],
+};
+
+/** Jobs submitted over HTTP and run in process (the embedded default), on both stores. */
+describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (kind) => {
+  let t: TestSteward;
+
+  beforeAll(async () => {
+    t = await startTestSteward(kind);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const job = async (id: string) => (await t.request({ method: "GET", url: `/api/v1/jobs/${id}` })).json();
+
+  it("runs the shout graph exactly as written and keeps its checkpoints", async () => {
+    const submitted = await t.request({
+      method: "POST",
+      url: "/api/v1/jobs",
+      payload: { agent_definition: SHOUT, input_payload: { text: "hi" } },
+    });
+    expect(submitted.statusCode).toBe(202);
+    const id = submitted.json().id;
+    expect(id).toMatch(/^job_/);
+    await until(async () => (await job(id)).status === "completed");
+    expect(await job(id)).toMatchObject({ status: "completed", result: { text: "HI" }, attempts: 1 });
+    expect((await job(id)).checkpoints).toBeGreaterThan(0);
+    const state = (await t.request({ method: "GET", url: `/api/v1/jobs/${id}/state` })).json();
+    expect(state.state).toMatchObject({ input: { text: "hi" }, up: { text: "HI" } });
+  });
+
+  it("runs a job id once: submitting it again answers the job", async () => {
+    const payload = { job_id: `once-${kind}`, agent_definition: SHOUT, input_payload: { text: "a" } };
+    expect((await t.request({ method: "POST", url: "/api/v1/jobs", payload })).statusCode).toBe(202);
+    await until(async () => (await job(`once-${kind}`)).status === "completed");
+    const again = await t.request({ method: "POST", url: "/api/v1/jobs", payload });
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toMatchObject({ status: "completed", attempts: 1 });
+  });
+
+  it("streams the job's events to a late SSE reader, from the start to the end event", async () => {
+    const submitted = await t.request({
+      method: "POST",
+      url: "/api/v1/jobs",
+      payload: { agent_definition: SHOUT, input_payload: { text: "late" } },
+    });
+    const id = submitted.json().id;
+    await until(async () => (await job(id)).status === "completed");
+    const stream = await t.request({ method: "GET", url: `/api/v1/jobs/${id}/stream` });
+    expect(stream.headers["content-type"]).toContain("text/event-stream");
+    const events = stream.body
+      .split("\n\n")
+      .filter((block) => block.includes("data: "))
+      .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)));
+    expect(events.map((event) => event.event_type)).toEqual(["node_start", "node_end", "end"]);
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
+    const resumed = await t.request({
+      method: "GET",
+      url: `/api/v1/jobs/${id}/stream`,
+      headers: { "last-event-id": "2" },
+    });
+    expect(resumed.body).toContain('"event_type":"end"');
+    expect(resumed.body).not.toContain("node_start");
+  });
+
+  it("refuses an invalid graph with the field, and a viewer's submission", async () => {
+    const invalid = await t.request({
+      method: "POST",
+      url: "/api/v1/jobs",
+      payload: { agent_definition: { ...SHOUT, edges: [] }, input_payload: {} },
+    });
+    expect(invalid.statusCode).toBe(400);
+    expect(invalid.json().error.details.errors[0].field).toMatch(/^agent_definition/);
+    const viewer = await createKey(t, "viewer");
+    const refused = await t.request({
+      method: "POST",
+      url: "/api/v1/jobs",
+      key: viewer,
+      payload: { agent_definition: SHOUT, input_payload: {} },
+    });
+    expect(refused.statusCode).toBe(403);
+    expect((await t.request({ method: "GET", url: "/api/v1/jobs", key: viewer })).statusCode).toBe(200);
+  });
+
+  it("runs a CloudEvent posted to / synchronously and answers the result event", async () => {
+    const response = await t.request({
+      method: "POST",
+      url: "/",
+      headers: {
+        "ce-specversion": "1.0",
+        "ce-id": `evt-${kind}`,
+        "ce-source": "test",
+        "ce-type": "steward.job.execute",
+        "content-type": "application/json",
+      },
+      payload: {
+        job_id: `sync-${kind}`,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+        agent_definition: SHOUT,
+        input_payload: { text: "now" },
+      },
+    });
+    expect(response.statusCode).toBe(200);
+    const event = response.json();
+    expect(event).toMatchObject({
+      type: "agent.status.completed",
+      subject: `sync-${kind}`,
+      data: { job_id: `sync-${kind}`, result: { text: "NOW" } },
+    });
+    expect(event.traceparent).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    const bad = await t.request({
+      method: "POST",
+      url: "/",
+      headers: { "content-type": "application/json" },
+      payload: { hello: "world" },
+    });
+    expect(bad.statusCode).toBe(400);
+  });
+});
