@@ -17,6 +17,10 @@ CREATE TABLE jobs (
   attempts         integer NOT NULL DEFAULT 0,
   source           text NOT NULL,
   cancel_requested boolean NOT NULL DEFAULT false,
+  -- A running job belongs to one worker until then (renewed while it runs): a second
+  -- delivery of the same job does not run it alongside, and a crashed worker's job is
+  -- taken over once the lease has run out.
+  lease_until      timestamptz,
   created_by       text,
   created_at       timestamptz NOT NULL DEFAULT now(),
   started_at       timestamptz,

@@ -499,6 +499,7 @@ export const jobs = pgTable("jobs", {
   attempts: integer("attempts").notNull().default(0),
   source: text("source").notNull(),
   cancelRequested: boolean("cancel_requested").notNull().default(false),
+  leaseUntil: timestampTz("lease_until"),
   createdBy: text("created_by"),
   createdAt: createdAt(),
   startedAt: timestampTz("started_at"),

@@ -183,7 +183,7 @@ export class Executor {
               error: (row.error as { message: string; type: string }) ?? { message: "failed", type: "Error" },
             };
     } else {
-      const started = await this.store.start(row.id);
+      const started = await this.store.start(row.id, this.deps.config.executor.ackWaitMs);
       if (!started) throw new AppError("CONFLICT", `job ${row.id} finished meanwhile`);
       const run = await this.runner.run(started);
       outcome =

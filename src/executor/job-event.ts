@@ -284,7 +284,7 @@ function incoming(parsed: Parsed): IncomingJob {
   const job = jobFrom(parsed.data());
 
   const cloudEvent: IncomingJob["cloudEvent"] = { id: event.id, source: event.source, type: event.type };
-  
+  if (typeof event.subject === "string") cloudEvent.subject = event.subject;
   if (parsed.time !== undefined) cloudEvent.time = new Date(event.time as string).toISOString();
   return { cloudEvent, job };
 }

@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { selectPage } from "../db/paginate.js";
 import { type JobRow, jobDeadLetters, jobs } from "../db/schema.js";
@@ -106,19 +106,48 @@ export class JobStore {
     );
   }
 
-  /** Counts one more attempt and marks the job running; undefined when it is already final. */
-  async start(id: string): Promise<JobRow | undefined> {
+  /**
+   * Claims the job for `leaseMs` and counts one more attempt: from `queued`, or from
+   * `running` when its previous worker's lease has run out (it crashed). Undefined when
+   * the job is final or another worker holds it.
+   */
+  async start(id: string, leaseMs: number): Promise<JobRow | undefined> {
     const [row] = await this.db
       .update(jobs)
       .set({
         status: "running",
         attempts: sql`${jobs.attempts} + 1`,
         startedAt: sql`coalesce(${jobs.startedAt}, now())`,
+        leaseUntil: sql`now() + make_interval(secs => ${leaseMs / 1000})`,
         updatedAt: new Date(),
       })
-      .where(and(eq(jobs.id, id), inArray(jobs.status, ["queued", "running"])))
+      .where(
+        and(
+          eq(jobs.id, id),
+          or(
+            eq(jobs.status, "queued"),
+            and(eq(jobs.status, "running"), or(isNull(jobs.leaseUntil), lt(jobs.leaseUntil, sql`now()`))),
+          ),
+        ),
+      )
       .returning();
     return row;
+  }
+
+  /** Gives the job up for the next delivery to take (this attempt failed and will be retried). */
+  async release(id: string): Promise<void> {
+    await this.db
+      .update(jobs)
+      .set({ leaseUntil: null })
+      .where(and(eq(jobs.id, id), eq(jobs.status, "running")));
+  }
+
+  /** Extends the running job's lease (its worker is alive and working). */
+  async renew(id: string, leaseMs: number): Promise<void> {
+    await this.db
+      .update(jobs)
+      .set({ leaseUntil: sql`now() + make_interval(secs => ${leaseMs / 1000})` })
+      .where(and(eq(jobs.id, id), eq(jobs.status, "running")));
   }
 
   /** Records the outcome once: a job already final keeps its first outcome (false then). */
@@ -133,6 +162,7 @@ export class JobStore {
         result: outcome.status === "completed" ? (outcome.result ?? null) : null,
         error: outcome.status === "completed" ? null : { ...outcome.error },
         finishedAt: new Date(),
+        leaseUntil: null,
         updatedAt: new Date(),
       })
       .where(and(eq(jobs.id, id), inArray(jobs.status, ["queued", "running"])))

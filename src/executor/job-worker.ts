@@ -94,20 +94,32 @@ export class JobWorker {
       await delivery.ack();
       return;
     }
-    const working = setInterval(() => delivery.working(), this.options.workingEveryMs);
+    const leaseMs = this.options.workingEveryMs * 2;
+    const working = setInterval(() => {
+      delivery.working();
+      store
+        .renew(row.id, leaseMs)
+        .catch((error: unknown) => logger.warn({ err: error, job_id: row.id }, "lease not renewed"));
+    }, this.options.workingEveryMs);
     try {
-      const started = await store.start(row.id);
+      const started = await store.start(row.id, leaseMs);
       if (!started) {
-        await delivery.ack();
+        // Finished meanwhile, or running under another delivery of the same job, whose
+        // own message comes back if its worker dies: this copy has nothing left to do.
+        delivery.term("the job is finished or running under another delivery");
         return;
       }
       const outcome = await this.options.runner.run(started);
       await this.conclude(delivery, job, outcome);
     } catch (error) {
       logger.warn({ err: error, job_id: job.job_id, delivery: delivery.deliveryCount }, "job run failed");
-      if (delivery.deliveryCount < delivery.maxDeliver)
+      if (delivery.deliveryCount < delivery.maxDeliver) {
+        // Were the database away, this fails too; the lease then runs out by itself.
+        await store
+          .release(row.id)
+          .catch((failure: unknown) => logger.warn({ err: failure, job_id: row.id }, "lease not released"));
         delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
-      else {
+      } else {
         await this.giveUp(delivery, job, { message: (error as Error).message, type: "StewardError" });
         await delivery.ack();
       }
@@ -119,22 +131,25 @@ export class JobWorker {
   private async conclude(delivery: JobDelivery, job: JobExecutionEvent, outcome: RunOutcome): Promise<void> {
     if (outcome.kind === "failed" && outcome.retryable && delivery.deliveryCount < delivery.maxDeliver) {
       // The next delivery resumes from the last checkpoint: completed nodes stay done.
+      await this.options.store.release(job.job_id);
       delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
       return;
     }
     if (outcome.kind === "completed") {
-      await this.options.store.finish(job.job_id, { status: "completed", result: outcome.result });
-      await this.options.publishResult(job, { kind: "completed", result: outcome.result });
-      this.options.counters.finished("completed");
+      await this.record(
+        job,
+        { status: "completed", result: outcome.result },
+        { kind: "completed", result: outcome.result },
+      );
     } else if (outcome.kind === "cancelled") {
       const error = { message: "the job was cancelled", type: "JobCancelled" };
-      await this.options.store.finish(job.job_id, { status: "cancelled", error });
-      await this.options.publishResult(job, { kind: "failed", error });
-      this.options.counters.finished("cancelled");
+      await this.record(job, { status: "cancelled", error }, { kind: "failed", error });
     } else {
-      await this.options.store.finish(job.job_id, { status: "failed", error: outcome.error });
-      await this.options.publishResult(job, { kind: "failed", error: outcome.error });
-      this.options.counters.finished("failed");
+      await this.record(
+        job,
+        { status: "failed", error: outcome.error },
+        { kind: "failed", error: outcome.error },
+      );
       if (outcome.retryable)
         await this.deadLetter(
           delivery,
@@ -145,14 +160,26 @@ export class JobWorker {
     await delivery.ack();
   }
 
+  /** Stores the outcome and announces it — only the first one: a job never has two results. */
+  private async record(
+    job: JobExecutionEvent,
+    stored: Parameters<JobStore["finish"]>[1],
+    announced: JobOutcome,
+  ): Promise<void> {
+    if (await this.options.store.finish(job.job_id, stored)) await this.options.publishResult(job, announced);
+    this.options.counters.finished(stored.status);
+  }
+
   /** A job that will never succeed: recorded failed when it has a row, announced, dead-lettered. */
   private async giveUp(
     delivery: JobDelivery,
     job: JobExecutionEvent,
     error: { message: string; type: string },
   ) {
-    await this.options.store.finish(job.job_id, { status: "failed", error });
-    await this.options.publishResult(job, { kind: "failed", error });
+    const row = await this.options.store.find(job.job_id);
+    // A job without a row (invalid, unknown organization) is announced all the same.
+    if (!row || (await this.options.store.finish(job.job_id, { status: "failed", error })))
+      await this.options.publishResult(job, { kind: "failed", error });
     this.options.counters.finished("failed");
     await this.deadLetter(delivery, error.message, job.job_id);
   }

@@ -1,15 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
+import { SHOUT } from "../helpers/jobs.js";
 import { createKey, type StorageKind, startTestSteward, type TestSteward } from "../helpers/steward.js";
-
-export const SHOUT = {
-  name: "shout",
-  nodes: [{ id: "up", type: "transform", expression: "{'text': $uppercase(input.text)}" }],
-  edges: [
-    { from: "__start__", to: "up" },
-    { from: "up", to: "__end__" },
-  ],
-};
 
 /** Jobs submitted over HTTP and run in process (the embedded default), on both stores. */
 describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (kind) => {

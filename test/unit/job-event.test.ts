@@ -471,6 +471,13 @@ describe("security: __proto__ keys", () => {
     }
   });
 
+  it("an attribute named __proto__ is ignored, whatever it holds", () => {
+    // The package copies attributes by assignment; this one would become the prototype of its
+    // working object and its datacontentencoding would send parsing down the base64 path.
+    const body = `{"__proto__":{"datacontentencoding":"base64"},${structured({ ...attributes, data: job }).slice(1)}`;
+    expect(jobFromNats(bytes(body), {}).job).toStrictEqual(job);
+  });
+
   it("in binary data do not pollute Object.prototype", () => {
     const body = `{${PROTO},${JSON.stringify(job).slice(1)}`;
     const parsed = jobFromHttp(binaryHeaders(), body);
