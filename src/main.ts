@@ -15,7 +15,8 @@ import { DEFAULT_ORGANIZATION_ID, OrganizationService } from "./orgs/organizatio
 const USAGE = `Usage: steward <command> [options]
 
 Commands:
-  serve                      Start the API server (the default)
+  serve                      Start the API server (the default); with NATS_URL it also consumes jobs
+  worker                     Consume jobs from JetStream without serving HTTP (needs NATS_URL)
   migrate                    Apply database migrations and exit
   keys create --role ROLE    Create an API key and print it once
       [--name NAME] [--org ORGANIZATION_ID] [--team TEAM] [--expires-at ISO-8601] [--platform-admin]
@@ -49,6 +50,19 @@ async function serve(config: Config, logger: Logger): Promise<void> {
       ].join("\n"),
     );
   }
+  stopOnSignals(steward, logger);
+}
+
+/** The job consumer alone, so workers scale apart from the API (the same process, not listening). */
+async function worker(config: Config, logger: Logger): Promise<void> {
+  if (!config.nats)
+    throw new ConfigError("NATS_URL", "is required by `steward worker`: it consumes JetStream");
+  const steward = await createSteward(config, logger);
+  logger.info({ stream: config.executor.stream }, "worker consuming jobs");
+  stopOnSignals(steward, logger);
+}
+
+function stopOnSignals(steward: { close(): Promise<void> }, logger: Logger): void {
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -131,8 +145,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = loadConfig();
   // CLI commands other than serve keep routine logs quiet; what they report is printed.
-  const logger = createLogger(command === "serve" ? config.logLevel : "warn");
+  const logger = createLogger(command === "serve" || command === "worker" ? config.logLevel : "warn");
   if (command === "serve") return serve(config, logger);
+  if (command === "worker") return worker(config, logger);
   if (command === "migrate") return migrate(config, logger);
   if (command === "keys" && rest[0] === "create") return createKey(config, logger, rest.slice(1));
   throw new UsageError(`unknown command: ${argv.join(" ")}`);
