@@ -19,20 +19,13 @@ import {
   headers as natsHeaders,
 } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import type { ExecutorConfig } from "../config.js";
 
-export interface JobQueueSettings {
-  url: string;
-  /** Default "AGENT_EXECUTION". */
-  stream: string;
-  /** Default "agent": subjects are `${prefix}.execute.*` and `${prefix}.status.completed|failed`. */
-  subjectPrefix: string;
-  /** Default "agent-executor-workers". */
-  consumer: string;
-  ackWaitMs: number;
-  maxDeliver: number;
-  /** Jobs run at once by one process (pull batch size). */
-  concurrency: number;
-}
+/** Where the queue connects and its names and limits (defaults in ExecutorConfig: the issue's names). */
+export type JobQueueSettings = { url: string } & Pick<
+  ExecutorConfig,
+  "stream" | "subjectPrefix" | "consumer" | "ackWaitMs" | "maxDeliver" | "concurrency"
+>;
 
 export interface JobDelivery {
   subject: string;

@@ -1,19 +1,13 @@
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { type ReceivedRequest, readRequest } from "./received-request.js";
 
 /**
  * A stand-in for an external agent on 127.0.0.1: records every request and answers
  * as the test says (a status, a JSON body, a delay, or never).
  */
 
-export interface ReceivedRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  rawBody: string;
-  /** The body parsed as JSON, when it is JSON. */
-  body: Record<string, unknown>;
-}
+export type { ReceivedRequest };
 
 export interface MockReply {
   status?: number;
@@ -40,39 +34,22 @@ export async function startMockAgent(handler: MockHandler = echo): Promise<MockA
   let current = handler;
   const requests: ReceivedRequest[] = [];
   const hanging = new Set<ServerResponse>();
-  const server = createServer((incoming, response) => {
-    const chunks: Buffer[] = [];
-    incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
-    incoming.on("end", async () => {
-      const rawBody = Buffer.concat(chunks).toString("utf8");
-      let body: Record<string, unknown> = {};
-      try {
-        body = JSON.parse(rawBody) as Record<string, unknown>;
-      } catch {
-        // Not JSON: the test can still read rawBody.
-      }
-      const request = {
-        method: incoming.method ?? "",
-        path: incoming.url ?? "",
-        headers: incoming.headers,
-        rawBody,
-        body,
-      };
-      requests.push(request);
-      const reply = await current(request, requests.length - 1);
-      if (reply.hang) {
-        hanging.add(response);
-        return;
-      }
-      if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
-      // A string body is sent as it is (Slack answers a plain "ok"); anything else as JSON.
-      const text = typeof reply.body === "string";
-      response.writeHead(reply.status ?? 200, {
-        "content-type": text ? "text/plain" : "application/json",
-        ...reply.headers,
-      });
-      response.end(reply.body === undefined ? "" : text ? reply.body : JSON.stringify(reply.body));
+  const server = createServer(async (incoming, response) => {
+    const request = await readRequest(incoming);
+    requests.push(request);
+    const reply = await current(request, requests.length - 1);
+    if (reply.hang) {
+      hanging.add(response);
+      return;
+    }
+    if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+    // A string body is sent as it is (Slack answers a plain "ok"); anything else as JSON.
+    const text = typeof reply.body === "string";
+    response.writeHead(reply.status ?? 200, {
+      "content-type": text ? "text/plain" : "application/json",
+      ...reply.headers,
     });
+    response.end(reply.body === undefined ? "" : text ? reply.body : JSON.stringify(reply.body));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { type ReceivedRequest, readRequest } from "./received-request.js";
 
 /**
  * A stand-in for an OpenAI-compatible chat-completions endpoint on 127.0.0.1: streams the
@@ -9,14 +10,8 @@ import type { AddressInfo, Socket } from "node:net";
  * `chat.completion`, and can be told to fail with an OpenAI-style error body or to hang.
  */
 
-export interface StandInRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  rawBody: string;
-  /** The body parsed as JSON, when it is JSON. */
-  body: Record<string, unknown>;
-}
+/** What the stand-in received. */
+export type StandInRequest = ReceivedRequest;
 
 export interface OpenAiStandInOptions {
   reply?: string;
@@ -59,27 +54,10 @@ export async function startOpenAiStandIn(options: OpenAiStandInOptions = {}): Pr
   const requests: StandInRequest[] = [];
   const sockets = new Set<Socket>();
 
-  const server = createServer((incoming, response) => {
-    const chunks: Buffer[] = [];
-    incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
-    incoming.on("end", () => {
-      const rawBody = Buffer.concat(chunks).toString("utf8");
-      let body: Record<string, unknown> = {};
-      try {
-        body = JSON.parse(rawBody) as Record<string, unknown>;
-      } catch {
-        // Not JSON: answered below as OpenAI does.
-      }
-      const request = {
-        method: incoming.method ?? "",
-        path: incoming.url ?? "",
-        headers: incoming.headers,
-        rawBody,
-        body,
-      };
-      requests.push(request);
-      void answer(request, response, queue.shift(), { reply, tokens, tokenDelayMs }, options.apiKey);
-    });
+  const server = createServer(async (incoming, response) => {
+    const request = await readRequest(incoming);
+    requests.push(request);
+    void answer(request, response, queue.shift(), { reply, tokens, tokenDelayMs }, options.apiKey);
   });
   server.on("connection", (socket) => {
     socket.setNoDelay(true);
