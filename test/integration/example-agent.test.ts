@@ -254,6 +254,8 @@ describe("log-sentinel over HTTP", () => {
         uptime: expect.any(Number),
       },
     });
+    // Metrics follow each heartbeat in a request of their own.
+    await until(() => sent("metrics").length > 0);
     expect(sent("metrics")[0]?.body).toMatchObject({
       events_processed: 0,
       errors: 0,
