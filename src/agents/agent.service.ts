@@ -4,10 +4,10 @@ import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { Db } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
-import { selectRows } from "../db/paginate.js";
+import { selectPage } from "../db/paginate.js";
 import { type ExternalAgentRow, externalAgents } from "../db/schema.js";
 import { AppError, type FieldError, NotFoundError, ValidationError } from "../errors.js";
-import { type Page, type PageRequest, toPage } from "../http/pagination.js";
+import type { Page, PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
 import type { Agent, CreateAgentBody, UpdateAgentBody } from "./agent.schemas.js";
 import {
@@ -141,8 +141,7 @@ export class ExternalAgentService {
       if (matches) conditions.push(matches);
     }
     const where = and(...conditions);
-    const { rows, total } = await selectRows(this.db, externalAgents, where, [desc(externalAgents.id)], page);
-    return toPage(rows.map(toAgentView), total, page);
+    return selectPage(this.db, externalAgents, where, [desc(externalAgents.id)], page, toAgentView);
   }
 
   async get(organizationId: string, id: string): Promise<Agent> {

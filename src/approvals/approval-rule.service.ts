@@ -3,10 +3,10 @@ import { type RequestContext, recordAudit } from "../audit/audit.js";
 import { TtlCache } from "../cache/ttl-cache.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
-import { selectRows } from "../db/paginate.js";
+import { selectPage } from "../db/paginate.js";
 import { type ApprovalRuleRow, approvalRules, externalAgents } from "../db/schema.js";
 import { AppError, type FieldError, NotFoundError, ValidationError } from "../errors.js";
-import { type Page, type PageRequest, toPage } from "../http/pagination.js";
+import type { Page, PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
 import type { ApprovalTriggers, ApprovalWorkflow } from "./approval-config.js";
 import type {
@@ -156,14 +156,14 @@ export class ApprovalRuleService {
     const conditions: SQL[] = [eq(approvalRules.organizationId, organizationId)];
     if (filters.enabled !== undefined) conditions.push(eq(approvalRules.enabled, filters.enabled));
     const where = and(...conditions);
-    const { rows, total } = await selectRows(
+    return selectPage(
       this.db,
       approvalRules,
       where,
       [asc(approvalRules.name), asc(approvalRules.id)],
       page,
+      toRuleView,
     );
-    return toPage(rows.map(toRuleView), total, page);
   }
 
   async get(organizationId: string, id: string): Promise<ApprovalRule> {

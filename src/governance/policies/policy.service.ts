@@ -3,10 +3,10 @@ import { type RequestContext, recordAudit } from "../../audit/audit.js";
 import { TtlCache } from "../../cache/ttl-cache.js";
 import type { Db } from "../../db/database.js";
 import { isUniqueViolation } from "../../db/errors.js";
-import { selectRows } from "../../db/paginate.js";
+import { selectPage } from "../../db/paginate.js";
 import { type PolicyRow, policies } from "../../db/schema.js";
 import { AppError, type FieldError, NotFoundError, ValidationError } from "../../errors.js";
-import { type Page, type PageRequest, toPage } from "../../http/pagination.js";
+import type { Page, PageRequest } from "../../http/pagination.js";
 import { newId } from "../../ids.js";
 import { type PolicyEffect, parseCedarPolicy } from "./cedar.js";
 import { parseConditions } from "./condition-parser.js";
@@ -154,14 +154,14 @@ export class PolicyService {
     const conditions: SQL[] = [eq(policies.organizationId, organizationId)];
     if (filters.enabled !== undefined) conditions.push(eq(policies.enabled, filters.enabled));
     const where = and(...conditions);
-    const { rows, total } = await selectRows(
+    return selectPage(
       this.db,
       policies,
       where,
       [desc(policies.priority), asc(policies.id)],
       page,
+      toPolicyView,
     );
-    return toPage(rows.map(toPolicyView), total, page);
   }
 
   async get(organizationId: string, id: string): Promise<Policy> {
