@@ -101,6 +101,43 @@ export async function startDecentralizedNatsServer(): Promise<DecentralizedNatsS
   };
 }
 
+/** A throwaway nats-server with JetStream that a test can stop and start again on the same port. */
+export interface RestartableNatsServer {
+  url: string;
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same JetStream store. */
+  start(): Promise<void>;
+  /** Stops it for good and removes its store. */
+  dispose(): Promise<void>;
+}
+
+export async function startRestartableNatsServer(): Promise<RestartableNatsServer> {
+  const storeDir = await mkdtemp(join(tmpdir(), "steward-nats-js-"));
+  const launch = async (port: number | "-1") => {
+    const child = spawn(NATS_SERVER_BIN, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    try {
+      return { child, port: await listeningPort(child) };
+    } catch (error) {
+      await stopProcess(child);
+      throw error;
+    }
+  };
+  let { child, port } = await launch("-1");
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    stop: () => stopProcess(child),
+    async start() {
+      ({ child } = await launch(port));
+    },
+    async dispose() {
+      await stopProcess(child);
+      await rm(storeDir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Resolves with the client port once the server logs that it is ready; rejects with its log if it exits. */
 function listeningPort(child: ChildProcess, timeoutMs = 10_000): Promise<number> {
   return new Promise((resolve, reject) => {
