@@ -1,6 +1,7 @@
 import {
   AckPolicy,
   type Consumer,
+  type ConsumerConfig,
   type ConsumerMessages,
   DeliverPolicy,
   JetStreamApiError,
@@ -10,6 +11,7 @@ import {
   jetstreamManager,
   RetentionPolicy,
   StorageType,
+  type StreamConfig,
 } from "@nats-io/jetstream";
 import {
   connect,
@@ -55,6 +57,52 @@ const PULL_RETRY_MS = 2_000;
 /** API error codes meaning "exists with another config": stream, consumer (>= 2.10), consumer (older). */
 const ALREADY_EXISTS = new Set([10058, 10148, 10013]);
 
+/** A stream as ensure() creates it: the API's field names, durations in nanoseconds. */
+export type StreamDeclaration = Partial<StreamConfig> & Required<Pick<StreamConfig, "name" | "subjects">>;
+/** The durable consumer as ensure() creates it, and the stream it reads. */
+export type ConsumerDeclaration = { stream: string } & Partial<ConsumerConfig> &
+  Required<Pick<ConsumerConfig, "durable_name" | "ack_policy" | "ack_wait" | "max_deliver">>;
+
+/**
+ * The streams and consumer the executor needs. ensure() creates exactly these, and
+ * deploy/nats/jetstream.yaml declares them for operators (a unit test keeps the two equal).
+ */
+export function jetStreamDeclarations(
+  settings: Pick<JobQueueSettings, "stream" | "subjectPrefix" | "consumer" | "ackWaitMs" | "maxDeliver">,
+): { jobs: StreamDeclaration; status: StreamDeclaration; consumer: ConsumerDeclaration } {
+  const { stream, subjectPrefix: prefix } = settings;
+  return {
+    jobs: {
+      name: stream,
+      subjects: [`${prefix}.execute.*`],
+      // A job is gone once acked or terminated; the stream is a queue, not a log.
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    },
+    // De-duplication only filters what a stream stores: a core subscriber of the subject a
+    // result is published on sees every copy. So results go to `results.*`, and the stream
+    // re-publishes each message it keeps (never a dropped duplicate) on `status.*`.
+    status: {
+      name: `${stream}_STATUS`,
+      subjects: [`${prefix}.results.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+      max_age: nanos(STATUS_MAX_AGE_MS),
+      republish: { src: `${prefix}.results.>`, dest: `${prefix}.status.>` },
+    },
+    consumer: {
+      stream,
+      durable_name: settings.consumer,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(settings.ackWaitMs),
+      max_deliver: settings.maxDeliver,
+    },
+  };
+}
+
 /** Delay before the n-th redelivery (1-based): 1 s, 4 s, 16 s, 64 s, 256 s, then 5 min. */
 export function redeliveryDelayMs(deliveryCount: number): number {
   const n = Math.max(1, Math.floor(deliveryCount));
@@ -90,54 +138,29 @@ export class JobQueue {
     }
   }
 
-  private get statusStream(): string {
-    return `${this.settings.stream}_STATUS`;
-  }
-
   /** Creates or updates both streams and the consumer (idempotent, safe from several processes at once). */
   async ensure(): Promise<void> {
-    const { stream, subjectPrefix: prefix, consumer } = this.settings;
+    const { jobs, status, consumer } = jetStreamDeclarations(this.settings);
+    // An update changes only what a server lets change; retention and storage stay as created.
     await createOrUpdate(
-      () =>
-        this.jsm.streams.add({
-          name: stream,
-          subjects: [`${prefix}.execute.*`],
-          // A job is gone once acked or terminated; the stream is a queue, not a log.
-          retention: RetentionPolicy.Workqueue,
-          storage: StorageType.File,
-          duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-        }),
-      () => this.jsm.streams.update(stream, { duplicate_window: nanos(DUPLICATE_WINDOW_MS) }),
+      () => this.jsm.streams.add(jobs),
+      () => this.jsm.streams.update(jobs.name, { duplicate_window: jobs.duplicate_window }),
     );
-    // De-duplication only filters what a stream stores: a core subscriber of the subject a
-    // result is published on sees every copy. So results go to `results.*`, and the stream
-    // re-publishes each message it keeps (never a dropped duplicate) on `status.*`.
-    const status = {
-      subjects: [`${prefix}.results.>`],
-      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-      max_age: nanos(STATUS_MAX_AGE_MS),
-      republish: { src: `${prefix}.results.>`, dest: `${prefix}.status.>` },
-    };
+    const { subjects, duplicate_window, max_age, republish } = status;
     const info = await createOrUpdate(
-      () => this.jsm.streams.add({ name: this.statusStream, storage: StorageType.File, ...status }),
-      () => this.jsm.streams.update(this.statusStream, status),
+      () => this.jsm.streams.add(status),
+      () => this.jsm.streams.update(status.name, { subjects, duplicate_window, max_age, republish }),
     );
     // A server that does not know `republish` ignores it, and no result would ever be seen.
-    if (!info.config.republish)
-      throw new Error(`stream ${this.statusStream}: this NATS server ignores republish`);
-    const config = {
-      ack_wait: nanos(this.settings.ackWaitMs),
-      max_deliver: this.settings.maxDeliver,
-    };
+    if (!info.config.republish) throw new Error(`stream ${status.name}: this NATS server ignores republish`);
+    const { stream, ...config } = consumer;
     await createOrUpdate(
+      () => this.jsm.consumers.add(stream, config),
       () =>
-        this.jsm.consumers.add(stream, {
-          durable_name: consumer,
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
-          ...config,
+        this.jsm.consumers.update(stream, config.durable_name, {
+          ack_wait: config.ack_wait,
+          max_deliver: config.max_deliver,
         }),
-      () => this.jsm.consumers.update(stream, consumer, config),
     );
   }
 
@@ -241,23 +264,9 @@ export class JobQueue {
     return { pending: info.num_pending, ackPending: info.num_ack_pending };
   }
 
-  /** Is the server reachable now (for /ready)? */
-  async healthy(): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // rtt() throws at once when disconnected; the timeout covers a server that stopped answering.
-      await Promise.race([
-        this.connection.rtt(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error("NATS ping timed out")), 2_000);
-        }),
-      ]);
-      return true;
-    } catch {
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Resolves with a round trip to the server; throws at once while disconnected (for /ready). */
+  async ping(): Promise<void> {
+    await this.connection.rtt();
   }
 
   /** Flushes what is buffered and closes; stop consume() first so handlers can still ack. */

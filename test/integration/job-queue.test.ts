@@ -290,11 +290,11 @@ describe("JobQueue results and health", () => {
     ]);
   });
 
-  it("reports healthy while connected and unhealthy after close", async () => {
+  it("answers a ping while connected and refuses it after close", async () => {
     const queue = await openQueue(freshSettings());
-    expect(await queue.healthy()).toBe(true);
+    await expect(queue.ping()).resolves.toBeUndefined();
     await queue.close();
-    expect(await queue.healthy()).toBe(false);
+    await expect(queue.ping()).rejects.toThrow();
   });
 });
 
