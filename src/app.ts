@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { externalAgentRoutes } from "./agents/agent.routes.js";
 import { ExternalAgentService } from "./agents/agent.service.js";
@@ -54,6 +55,7 @@ import { Lifecycle } from "./lifecycle/lifecycle.js";
 import { lineageRoutes } from "./lineage/lineage.routes.js";
 import { LineageService } from "./lineage/lineage.service.js";
 import { healthRoutes } from "./observability/health.routes.js";
+import { registerHttpMetrics } from "./observability/http-metrics.js";
 import { createMetrics } from "./observability/metrics.js";
 import { metricsRoutes } from "./observability/metrics.routes.js";
 import { organizationRoutes } from "./orgs/organization.routes.js";
@@ -91,7 +93,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     const budgets = new BudgetService(database.db, webhookEvents);
     const lineage = new LineageService(database.db);
     const metrics = createMetrics();
-    const limiter = await createRateLimiter(config, logger);
+    const { limiter, redis } = await createRateLimiter(config, logger);
     closers.push(() => limiter.close());
     const agentClient = new AgentClient({ guard, maxResponseBytes: config.maxResponseBytes });
     closers.push(() => agentClient.close());
@@ -112,6 +114,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       },
       send: sender.send,
       logger,
+      metrics,
       retryDelaysMs: config.delivery.retryDelaysMs,
       pauseAfterMs: config.delivery.pauseAfterMs,
       timeoutMs: config.delivery.timeoutMs,
@@ -178,7 +181,17 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       bodyLimitBytes: config.bodyLimitBytes,
       version: STEWARD_VERSION,
     });
-    await server.register(healthRoutes(database));
+    registerHttpMetrics(server, metrics.httpRequestDuration);
+    await server.register(
+      healthRoutes({
+        databaseKind: database.kind,
+        checks: {
+          database: () => database.ping(),
+          ...(redis ? { redis: async () => void (await redis.ping()) } : {}),
+          ...(config.nats ? { nats: () => executor.ping() } : {}),
+        },
+      }),
+    );
     await server.register(metricsRoutes(metrics.registry));
     await server.register(
       async (api) => {
@@ -261,9 +274,15 @@ const REDIS_READY_WAIT_MS = 5_000;
 /** During an outage the client reports every reconnect attempt; one log line per this period is enough. */
 const REDIS_ERROR_LOG_INTERVAL_MS = 30_000;
 
-/** Redis when configured (shared by every replica), otherwise in memory (one process). */
-async function createRateLimiter(config: Config, logger: Logger): Promise<RateLimiter> {
-  if (!config.redis) return new MemoryRateLimiter();
+/**
+ * Redis when configured (shared by every replica), otherwise in memory (one process);
+ * with the Redis connection, which readiness pings.
+ */
+async function createRateLimiter(
+  config: Config,
+  logger: Logger,
+): Promise<{ limiter: RateLimiter; redis?: Redis }> {
+  if (!config.redis) return { limiter: new MemoryRateLimiter() };
   let lastLogged = 0;
   const logThrottled = (error: unknown, message: string) => {
     if (Date.now() - lastLogged < REDIS_ERROR_LOG_INTERVAL_MS) return;
@@ -280,10 +299,11 @@ async function createRateLimiter(config: Config, logger: Logger): Promise<RateLi
       "redis is not reachable yet; rate limiting follows the fail mode",
     );
   }
-  return new RedisRateLimiter({
+  const limiter = new RedisRateLimiter({
     redis,
     keyPrefix: config.redis.keyPrefix,
     failMode: config.rateLimitFailMode,
     onStoreError: (error) => logThrottled(error, "rate-limit store did not answer in time"),
   });
+  return { limiter, redis };
 }

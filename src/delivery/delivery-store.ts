@@ -174,19 +174,20 @@ export class DeliveryStore {
   }
 
   /**
-   * Records one attempt and moves the delivery on: delivered, due again, or dead. Also
-   * keeps the endpoint's failure streak, returning true when this failure pauses it.
+   * Records one attempt and moves the delivery on: delivered, due again (`failed`), or
+   * dead, answering that status. Also keeps the endpoint's failure streak, answering
+   * `paused` when this failure pauses it.
    */
   async recordAttempt(
     delivery: DeliveryRow,
     attempt: AttemptRecord,
     pauseAfterMs: number,
     onInvocation: (tx: DbOrTx) => Promise<void>,
-  ): Promise<{ paused: boolean }> {
+  ): Promise<{ paused: boolean; status: "delivered" | "failed" | "dead" }> {
     const status =
       attempt.outcome === "delivered" ? "delivered" : attempt.outcome === "retry" ? "failed" : "dead";
     const endpoint = endpointOf(delivery);
-    return this.db.transaction(async (tx) => {
+    const { paused } = await this.db.transaction(async (tx) => {
       const [number] = await tx
         .select({ last: sql<number>`coalesce(max(${deliveryAttempts.attempt}), 0)` })
         .from(deliveryAttempts)
@@ -262,6 +263,7 @@ export class DeliveryStore {
       }
       return { paused };
     });
+    return { paused, status };
   }
 
   async list(organizationId: string, filters: DeliveryFilters, page: PageRequest) {

@@ -5,6 +5,7 @@ import { SecretDecryptionError } from "../crypto/secret-box.js";
 import type { DbOrTx } from "../db/database.js";
 import { type DeliveryRow, invocations } from "../db/schema.js";
 import { isBlockedDestination } from "../invocation/address-guard.js";
+import type { DeliveryMetrics } from "../observability/metrics.js";
 import { type DeliveryOutcome, type HttpSender, PlatformConfigError } from "./adapters/adapter.js";
 import { type AttemptRecord, type DeliveryStore, endpointOf, StaleClaimError } from "./delivery-store.js";
 import type { DeliveryTarget } from "./delivery-target.js";
@@ -15,6 +16,7 @@ export interface DeliveryWorkerOptions {
   targets: Record<"platform" | "webhook" | "callback", DeliveryTarget>;
   send: HttpSender;
   logger: Logger;
+  metrics: DeliveryMetrics;
   retryDelaysMs: readonly number[];
   pauseAfterMs: number;
   timeoutMs: number;
@@ -161,7 +163,7 @@ export class DeliveryWorker {
   }
 
   private async record(delivery: DeliveryRow, outcome: DeliveryOutcome, startedAt: Date, durationMs: number) {
-    const { store, retryDelaysMs, pauseAfterMs, logger } = this.options;
+    const { store, retryDelaysMs, pauseAfterMs, logger, metrics } = this.options;
     const delay =
       outcome.delivered || !outcome.retryable
         ? null
@@ -175,9 +177,10 @@ export class DeliveryWorker {
       endpointFailure: !outcome.delivered && outcome.retryable,
       ...(delay !== null && { nextAttemptAt: new Date(Date.now() + delay) }),
     };
-    const { paused } = await store.recordAttempt(delivery, attempt, pauseAfterMs, (tx) =>
+    const { paused, status } = await store.recordAttempt(delivery, attempt, pauseAfterMs, (tx) =>
       this.reflectOnInvocation(tx, delivery, attempt),
     );
+    metrics.deliveries.inc({ state: status });
     if (paused) logger.warn({ endpoint: endpointOf(delivery) }, "delivery endpoint keeps failing; paused");
   }
 

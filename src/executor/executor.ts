@@ -8,6 +8,7 @@ import { newId } from "../ids.js";
 import { type AddressGuard, createGuardedAgent } from "../invocation/address-guard.js";
 import type { InvocationService } from "../invocation/invocation.service.js";
 import type { Metrics } from "../observability/metrics.js";
+import { registerExecutorGauges } from "./executor-metrics.js";
 import { graphDefinitionErrors } from "./graph-definition.js";
 import {
   type IncomingJob,
@@ -93,6 +94,15 @@ export class Executor {
       workingEveryMs: Math.max(1000, Math.floor(config.executor.ackWaitMs / 3)),
       logger,
     });
+    registerExecutorGauges(
+      metrics.registry,
+      {
+        queue: queue instanceof JobQueue ? "jetstream" : "in_process",
+        consumerLag: () => queue.pending(),
+        streamSubscribers: () => bus.subscriberCount(),
+      },
+      logger,
+    );
   }
 
   /** Builds the executor: the checkpoint tables, the stream bus, and JetStream when configured. */
@@ -204,9 +214,9 @@ export class Executor {
     return { ok: outcome.kind === "completed", event: structuredBytes(resultEvent(job, outcome)) };
   }
 
-  /** Whether the broker answers (always true in process). */
-  async healthy(): Promise<boolean> {
-    return this.queue instanceof JobQueue ? this.queue.healthy() : true;
+  /** Resolves when the broker answers (at once in process). */
+  async ping(): Promise<void> {
+    if (this.queue instanceof JobQueue) await this.queue.ping();
   }
 
   private async publishResult(job: Pick<JobExecutionEvent, "job_id" | "trace_id">, outcome: JobOutcome) {

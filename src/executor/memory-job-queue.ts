@@ -42,6 +42,15 @@ export class MemoryJobQueue {
     };
   }
 
+  /**
+   * The same figures as JetStream's consumer info: not yet handed to the worker (only
+   * before consume() begins), and handed over but not finished, waiting for a redelivery
+   * included (a JetStream nak with a delay stays ack-pending too).
+   */
+  pending(): { pending: number; ackPending: number } {
+    return { pending: this.backlog.length, ackPending: this.inFlight.size + this.timers.size };
+  }
+
   private deliver(message: Pending): void {
     const handle = this.handler;
     if (this.stopped) return;

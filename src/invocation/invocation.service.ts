@@ -28,7 +28,7 @@ import type {
 } from "../governance/settings/governance-settings.service.js";
 import { newId } from "../ids.js";
 import { canonicalJson } from "../lineage/lineage-hash.js";
-import type { InvocationMetrics } from "../observability/metrics.js";
+import type { GovernanceOutcome, InvocationMetrics } from "../observability/metrics.js";
 import type { AgentClient } from "./agent-client.js";
 import type { ApprovalGate } from "./approval-gate.js";
 import type { CallerIdentity } from "./caller-identity.js";
@@ -372,7 +372,8 @@ class GovernedCall {
       estimatedCost: this.estimatedCost,
     });
     if (verdict.required && verdict.pendingInvocationId) {
-      // The same call is already waiting for approval: answer with that one instead.
+      // The same call is already waiting for approval: answer with that one instead. Its
+      // decision was counted when it was held, so this is not a new one.
       const pending = await deps.store.discard(this.row, verdict.pendingInvocationId, (tx) =>
         deps.budgets.release(tx, reserved.reservation),
       );
@@ -388,6 +389,7 @@ class GovernedCall {
         }
       : { required: false };
     if (verdict.required) {
+      this.decided("pending_approval");
       return deps.store.hold(this.row, {
         status: "pending_approval",
         governance: this.governance as Record<string, unknown>,
@@ -397,6 +399,7 @@ class GovernedCall {
       });
     }
 
+    this.decided("allowed");
     return this.execute(authConfig, traceparent);
   }
 
@@ -578,7 +581,16 @@ class GovernedCall {
 
   /** A governance refusal: recorded, and the Idempotency-Key given back for a later retry. */
   private refuse(status: "policy_denied" | "rate_limited" | "budget_exceeded"): Promise<InvocationRow> {
+    this.decided(status);
     return this.finish({ status, releaseIdempotencyKey: true });
+  }
+
+  /**
+   * Counts the one governance decision of a new call. What becomes of a held call later
+   * (approved, rejected, expired) is its approvers' decision, not counted here.
+   */
+  private decided(outcome: GovernanceOutcome): void {
+    this.deps.metrics.governanceDecisions.inc({ outcome });
   }
 
   private async finish(
