@@ -61,8 +61,8 @@ export interface CompiledJobGraph {
    * limits.timeout_seconds, and the signal's reason when `signal` aborts.
    */
   run(job: JobGraphRun): Promise<GraphRun>;
-  /** The latest checkpointed state of a job (undefined when none), and how many checkpoints it has. */
-  state(jobId: string): Promise<{ values: GraphState; checkpoints: number } | undefined>;
+  /** The latest checkpointed state of a job (undefined when none). */
+  state(jobId: string): Promise<{ values: GraphState } | undefined>;
 }
 
 /** The graph hit its own limits; running it again cannot help. */
@@ -193,10 +193,8 @@ export function compileGraph(
     async state(jobId) {
       const saved = await checkpointer.getTuple(threadOf(jobId));
       if (!saved) return undefined;
-      let checkpoints = 0;
-      for await (const _ of checkpointer.list(threadOf(jobId))) checkpoints++;
       const text = saved.checkpoint.channel_values.$state;
-      return { values: typeof text === "string" ? parseState(text) : {}, checkpoints };
+      return { values: typeof text === "string" ? parseState(text) : {} };
     },
   };
 }

@@ -72,7 +72,7 @@ export class JobRunner {
     return outcome;
   }
 
-  /** The latest checkpointed state and how many checkpoints the job has. */
+  /** The job's latest checkpointed state. */
   async state(job: JobRow) {
     return this.compile(job).state(job.id);
   }

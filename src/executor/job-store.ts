@@ -107,6 +107,17 @@ export class JobStore {
   }
 
   /**
+   * How many checkpoints LangGraph's Postgres saver holds for the job (its thread), counted
+   * in its `checkpoints` table rather than by loading each one through the saver's list().
+   */
+  async checkpointCount(id: string): Promise<number> {
+    const { rows } = await this.db.execute<{ count: number }>(
+      sql`select count(*)::int as count from checkpoints where thread_id = ${id} and checkpoint_ns = ''`,
+    );
+    return rows[0]?.count ?? 0;
+  }
+
+  /**
    * Claims the job for `leaseMs` and counts one more attempt: from `queued`, or from
    * `running` when its previous worker's lease has run out (it crashed). Undefined when
    * the job is final or another worker holds it.

@@ -130,8 +130,7 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const row = await executor.store.get(request.principal.organizationId, request.params.id);
-        const state = await executor.runner.state(row);
-        return toJobView(row, state?.checkpoints ?? 0);
+        return toJobView(row, await executor.store.checkpointCount(row.id));
       },
     );
 
@@ -152,8 +151,11 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const row = await executor.store.get(request.principal.organizationId, request.params.id);
-        const state = await executor.runner.state(row);
-        return { job_id: row.id, checkpoints: state?.checkpoints ?? 0, state: state?.values ?? null };
+        const [state, checkpoints] = await Promise.all([
+          executor.runner.state(row),
+          executor.store.checkpointCount(row.id),
+        ]);
+        return { job_id: row.id, checkpoints, state: state?.values ?? null };
       },
     );
 

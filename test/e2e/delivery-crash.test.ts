@@ -1,21 +1,18 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { afterAll, describe, expect, it } from "vitest";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
 import { uniqueRedisPrefix, uniqueSchema } from "../helpers/schema.js";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../helpers/services.js";
+import { type StewardProcess, spawnSteward } from "../helpers/steward-process.js";
 
 /**
  * Steward killed with SIGKILL while deliveries are in flight, then started again: every
  * delivery arrives, and each one's attempt log holds exactly one successful attempt.
  */
 
-const ROOT = new URL("../..", import.meta.url).pathname;
 const ADMIN_KEY = `sk_live_${randomBytes(24).toString("hex")}`;
 const env = {
-  ...process.env,
   DATABASE_URL: TEST_DATABASE_URL,
   STEWARD_DB_SCHEMA: uniqueSchema(),
   REDIS_URL: TEST_REDIS_URL,
@@ -25,37 +22,20 @@ const env = {
   STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
   STEWARD_DELIVERY_TIMEOUT_MS: "1000",
   HOST: "127.0.0.1",
-  LOG_LEVEL: "warn",
+  LOG_LEVEL: "info",
 };
 
-async function startSteward(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
-    cwd: ROOT,
-    env: { ...env, PORT: String(port) },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let errors = "";
-  child.stderr?.on("data", (chunk) => (errors += chunk));
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`steward exited: ${errors}`);
-    if (
-      await fetch(`http://127.0.0.1:${port}/ready`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return child;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`steward did not start: ${errors}`);
+async function startSteward(port: number): Promise<StewardProcess> {
+  const steward = spawnSteward("serve", { ...env, PORT: String(port) });
+  await steward.waitForOutput(/Server listening/);
+  return steward;
 }
 
 describe("deliveries across a crash", () => {
   const servers: MockAgent[] = [];
-  const processes: ChildProcess[] = [];
+  const processes: StewardProcess[] = [];
   afterAll(async () => {
-    for (const child of processes) if (child.exitCode === null) child.kill("SIGKILL");
+    for (const steward of processes) await steward.kill("SIGKILL");
     for (const server of servers) await server.close();
   });
 
@@ -96,8 +76,7 @@ describe("deliveries across a crash", () => {
     for (let i = 0; i < 100 && platform.requests.length === 0; i++)
       await new Promise((r) => setTimeout(r, 50));
     expect(platform.requests.length).toBeGreaterThan(0);
-    first.kill("SIGKILL");
-    await once(first, "exit");
+    await first.kill("SIGKILL");
 
     platformUp = true;
     const second = await startSteward(port);
@@ -123,7 +102,6 @@ describe("deliveries across a crash", () => {
         platform.requests.some((request) => request.headers["x-steward-delivery-id"] === delivery.id),
       ).toBe(true);
     }
-    second.kill("SIGTERM");
-    await once(second, "exit");
+    await second.kill("SIGTERM");
   }, 120_000);
 });

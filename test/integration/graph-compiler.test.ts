@@ -339,12 +339,11 @@ describe.each(["postgres", "embedded"] as const)("graph compiler on %s", (kind) 
     expect((await graph.state(jobId))?.values.echo).toEqual(expected);
   });
 
-  it("gives a job's latest state and how many checkpoints it has", async () => {
+  it("gives a job's latest state", async () => {
     const { run, graph, jobId } = job(saver, SHOUT);
     expect(await graph.state(jobId)).toBeUndefined();
     await run({ text: "hi" });
     const state = await graph.state(jobId);
     expect(state?.values).toEqual({ input: { text: "hi" }, up: { text: "HI" } });
-    expect(state?.checkpoints).toBeGreaterThanOrEqual(1);
   });
 });

@@ -1,7 +1,10 @@
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { type OpenAiStandIn, startOpenAiStandIn } from "../helpers/openai-stand-in.js";
+import { TEST_REDIS_URL } from "../helpers/services.js";
 import { invokeEnv, registerAgent, startTestSteward, type TestSteward } from "../helpers/steward.js";
 
 /** Jobs whose nodes reach outside: an external agent through the governed gateway, and an LLM. */
@@ -89,5 +92,43 @@ describe("job nodes that reach outside", () => {
     expect(tokens.join("")).toBe("All clear, nothing to see");
     expect(tokens.length).toBeGreaterThan(1);
     expect(events.at(-1)?.event_type).toBe("end");
+  });
+
+  it("publishes the tokens in order and the end event on the job's Redis channel", async () => {
+    const jobId = `job_redis_${randomBytes(6).toString("hex")}`;
+    const subscriber = new Redis(TEST_REDIS_URL);
+    const received: Array<{ event_type: string; data: { token?: string }; seq: number }> = [];
+    subscriber.on("message", (_channel: string, message: string) => received.push(JSON.parse(message)));
+    await subscriber.subscribe(`langgraph:stream:${jobId}`);
+    llm.setTokenDelay(5);
+    try {
+      const submitted = await t.request({
+        method: "POST",
+        url: "/api/v1/jobs",
+        payload: {
+          job_id: jobId,
+          agent_definition: {
+            name: "summarize",
+            nodes: [{ id: "say", type: "llm", model: "gpt-test", prompt: "input.text" }],
+            edges: [
+              { from: "__start__", to: "say" },
+              { from: "say", to: "__end__" },
+            ],
+          },
+          input_payload: { text: "logs" },
+        },
+      });
+      expect(submitted.statusCode).toBe(202);
+      await until(() => received.some((event) => event.event_type === "end"));
+    } finally {
+      llm.setTokenDelay(0);
+      subscriber.disconnect();
+    }
+    const tokens = received.filter((event) => event.event_type === "token").map((event) => event.data.token);
+    expect(tokens).toEqual(["All", " clear,", " nothing", " to", " see"]);
+    expect(received.at(-1)).toMatchObject({ event_type: "end", data: {} });
+    const seqs = received.map((event) => event.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(seqs.length);
   });
 });
