@@ -504,6 +504,7 @@ export const jobs = pgTable("jobs", {
   createdAt: createdAt(),
   startedAt: timestampTz("started_at"),
   finishedAt: timestampTz("finished_at"),
+  resultPublishedAt: timestampTz("result_published_at"),
   updatedAt: timestampTz("updated_at").notNull().defaultNow(),
 });
 

@@ -3,11 +3,14 @@ import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Database } from "../db/database.js";
+import { isForeignKeyViolation } from "../db/errors.js";
+import type { JobRow } from "../db/schema.js";
 import { AppError, ValidationError } from "../errors.js";
 import { newId } from "../ids.js";
 import { type AddressGuard, createGuardedAgent } from "../invocation/address-guard.js";
 import type { InvocationService } from "../invocation/invocation.service.js";
 import type { Metrics } from "../observability/metrics.js";
+import { DEFAULT_ORGANIZATION_ID } from "../orgs/organization.service.js";
 import { registerExecutorGauges } from "./executor-metrics.js";
 import { graphDefinitionErrors } from "./graph-definition.js";
 import {
@@ -19,8 +22,9 @@ import {
   structuredBytes,
 } from "./job-event.js";
 import { JobQueue } from "./job-queue.js";
+import { JobResults } from "./job-results.js";
 import { JobRunner } from "./job-runner.js";
-import { FINAL_STATUSES, type JobStatus, JobStore, toJobView } from "./job-store.js";
+import { FINAL_STATUSES, type JobStatus, JobStore, outcomeOf, toJobView } from "./job-store.js";
 import { JobStreams } from "./job-stream.js";
 import { JobWorker } from "./job-worker.js";
 import { MemoryJobQueue } from "./memory-job-queue.js";
@@ -55,6 +59,7 @@ export class Executor {
   readonly streams: JobStreams;
   readonly runner: JobRunner;
   private readonly worker: JobWorker;
+  private readonly results: JobResults;
   private readonly dispatcher;
   private consumer?: { stop(): Promise<void> };
 
@@ -81,17 +86,21 @@ export class Executor {
       logger,
       cancelRequested: (jobId) => this.store.cancelRequested(jobId),
     });
+    this.results = new JobResults(
+      this.store,
+      (job, outcome) => this.publishResult(job, outcome),
+      (status) => metrics.jobs.inc({ event: status }),
+    );
     this.worker = new JobWorker({
       store: this.store,
       runner: this.runner,
-      publishResult: (job, outcome) => this.publishResult(job, outcome),
+      results: this.results,
       counters: {
         received: () => metrics.jobs.inc({ event: "received" }),
-        finished: (outcome) => metrics.jobs.inc({ event: outcome }),
         redelivered: () => metrics.jobs.inc({ event: "redelivered" }),
         deadLettered: () => metrics.jobs.inc({ event: "dead_lettered" }),
       },
-      workingEveryMs: Math.max(1000, Math.floor(config.executor.ackWaitMs / 3)),
+      workingEveryMs: this.workingEveryMs,
       logger,
     });
     registerExecutorGauges(
@@ -103,6 +112,11 @@ export class Executor {
       },
       logger,
     );
+  }
+
+  /** How often a running job renews its lease (and tells JetStream it is working): a third of ack_wait. */
+  private get workingEveryMs(): number {
+    return Math.max(1000, Math.floor(this.deps.config.executor.ackWaitMs / 3));
   }
 
   /** Builds the executor: the checkpoint tables, the stream bus, and JetStream when configured. */
@@ -126,7 +140,9 @@ export class Executor {
   async start(): Promise<void> {
     this.consumer = this.queue.consume((delivery) => this.worker.handle(delivery));
     if (this.queue instanceof MemoryJobQueue) {
-      // Nothing durable held these: pick up what a previous run left unfinished.
+      // Nothing durable held these: pick up what a previous run left unfinished. On the
+      // embedded database this is the only process, so the leases it held before are void.
+      if (this.deps.database.kind === "embedded") await this.store.releaseUnfinished("http");
       for (const row of await this.store.unfinished("http"))
         this.queue.publishJob(this.subjectFor(row.name), this.submissionBytes(row));
     }
@@ -156,7 +172,8 @@ export class Executor {
     });
     if (row.organizationId !== request.organizationId)
       throw new AppError("CONFLICT", `job id ${id} is taken`, { field: "job_id" });
-    if (created) {
+    // Published again while it waits, in case the first publish failed (JetStream drops the duplicate).
+    if (created || row.status === "queued") {
       const subject = this.subjectFor(row.name);
       const bytes = this.submissionBytes(row);
       if (this.queue instanceof JobQueue) await this.queue.publishJob(subject, bytes, row.id);
@@ -173,45 +190,73 @@ export class Executor {
     const { job } = incoming;
     const errors = graphDefinitionErrors(job.agent_definition);
     if (errors.length > 0) throw new ValidationError(errors, "The agent_definition is not a valid graph");
-    const { row } = await this.store.create({
-      id: job.job_id,
-      organizationId: job.organization_id ?? "default",
-      traceId: job.trace_id,
-      name: String((job.agent_definition as { name?: unknown }).name),
-      definition: job.agent_definition as Record<string, unknown>,
-      input: job.input_payload,
-      source: "cloudevent",
-      createdBy: null,
-    });
-    let outcome: JobOutcome;
-    if (FINAL_STATUSES.includes(row.status as JobStatus)) {
-      outcome =
-        row.status === "completed"
-          ? { kind: "completed", result: row.result }
-          : {
-              kind: "failed",
-              error: (row.error as { message: string; type: string }) ?? { message: "failed", type: "Error" },
-            };
-    } else {
-      const started = await this.store.start(row.id, this.deps.config.executor.ackWaitMs);
-      if (!started) throw new AppError("CONFLICT", `job ${row.id} finished meanwhile`);
-      const run = await this.runner.run(started);
-      outcome =
-        run.kind === "completed"
-          ? { kind: "completed", result: run.result }
-          : {
-              kind: "failed",
-              error: run.kind === "failed" ? run.error : { message: "cancelled", type: "JobCancelled" },
-            };
-      await this.store.finish(
-        row.id,
-        outcome.kind === "completed"
-          ? { status: "completed", result: outcome.result }
-          : { status: run.kind === "cancelled" ? "cancelled" : "failed", error: outcome.error },
-      );
-      await this.publishResult(job, outcome);
-    }
+    const organizationId = job.organization_id ?? DEFAULT_ORGANIZATION_ID;
+    const row = await this.recordCloudEvent(job, organizationId);
+    // The same id in another organization is another tenant's job: neither run nor shown.
+    if (row.organizationId !== organizationId)
+      throw new AppError("CONFLICT", `job id ${job.job_id} is taken`, { field: "data.job_id" });
+    const leaseMs = this.workingEveryMs * 2;
+    const claim = FINAL_STATUSES.includes(row.status as JobStatus)
+      ? ({ kind: "final", row } as const)
+      : await this.store.start(row.id, leaseMs);
+    if (claim.kind === "leased")
+      throw new AppError("CONFLICT", `job ${row.id} is running elsewhere; ask again later`, {
+        retry_after_ms: claim.retryInMs,
+      });
+    if (claim.kind === "started") await this.runHere(claim.row, job, leaseMs);
+    const final = await this.store.find(row.id);
+    if (!final || !FINAL_STATUSES.includes(final.status as JobStatus))
+      throw new AppError("SERVICE_UNAVAILABLE", `job ${row.id} did not finish`);
+    await this.results.announceIfUnpublished(final, job);
+    const outcome = outcomeOf(final);
     return { ok: outcome.kind === "completed", event: structuredBytes(resultEvent(job, outcome)) };
+  }
+
+  private async recordCloudEvent(job: JobExecutionEvent, organizationId: string) {
+    try {
+      const { row } = await this.store.create({
+        id: job.job_id,
+        organizationId,
+        traceId: job.trace_id,
+        name: String((job.agent_definition as { name?: unknown }).name),
+        definition: job.agent_definition as Record<string, unknown>,
+        input: job.input_payload,
+        source: "cloudevent",
+        createdBy: null,
+      });
+      return row;
+    } catch (error) {
+      if (!isForeignKeyViolation(error)) throw error;
+      throw new ValidationError([
+        { field: "data.organization_id", message: `organization ${organizationId} does not exist` },
+      ]);
+    }
+  }
+
+  /** One attempt, in this request, holding the job's lease; Steward's own failures answer 503. */
+  private async runHere(row: JobRow, job: JobExecutionEvent, leaseMs: number): Promise<void> {
+    const stopLease = this.store.holdLease(row.id, leaseMs, this.workingEveryMs, (error) =>
+      this.deps.logger.warn({ err: error, job_id: row.id }, "lease not renewed"),
+    );
+    try {
+      await this.runner.run(row, async (outcome) => {
+        await this.results.conclude(
+          job,
+          outcome.kind === "completed"
+            ? { status: "completed", result: outcome.result }
+            : outcome.kind === "cancelled"
+              ? { status: "cancelled", error: { message: "the job was cancelled", type: "JobCancelled" } }
+              : { status: "failed", error: outcome.error },
+        );
+        return "final";
+      });
+    } catch (error) {
+      this.deps.logger.error({ err: error, job_id: row.id }, "job could not run");
+      await this.store.release(row.id).catch(() => {});
+      throw new AppError("SERVICE_UNAVAILABLE", "the job could not run now; send it again");
+    } finally {
+      stopLease();
+    }
   }
 
   /** Resolves when the broker answers (at once in process). */

@@ -28,14 +28,22 @@ export function jobErrorOf(error: unknown): JobError {
 }
 
 /**
+ * What becomes of a run's outcome, decided (and stored) by whoever runs the job before
+ * its stream is closed: `final` ends the stream with `end`, `retry` with `retrying`, as
+ * another attempt will go on with the same stream.
+ */
+export type SettleOutcome = (outcome: RunOutcome) => Promise<"final" | "retry">;
+
+/**
  * Runs a stored job's graph, or resumes it from its last checkpoint (thread = job id),
- * streaming its events and ending them with `end`. Failures of the job itself come back
- * as outcomes; anything thrown is Steward's own trouble (its database, say).
+ * streaming its events. Failures of the job itself come back as outcomes and go through
+ * `settle` before the stream's last event, so a reader told `end` finds the job final;
+ * anything thrown is Steward's own trouble (its database, say).
  */
 export class JobRunner {
   constructor(private readonly options: JobRunnerOptions) {}
 
-  async run(job: JobRow, signal?: AbortSignal): Promise<RunOutcome> {
+  async run(job: JobRow, settle: SettleOutcome, signal?: AbortSignal): Promise<RunOutcome> {
     const { streams, logger } = this.options;
     const emitter = await streams.emitter(job.id);
     const abort = new AbortController();
@@ -48,6 +56,8 @@ export class JobRunner {
     }, 1000);
     let outcome: RunOutcome;
     try {
+      // Cancelled before it started: nothing runs.
+      if (job.cancelRequested) throw new JobCancelledError();
       const graph = this.compile(job);
       const run = await graph.run({
         jobId: job.id,
@@ -60,14 +70,15 @@ export class JobRunner {
       outcome = { kind: "completed", result: run.result };
     } catch (error) {
       outcome =
-        abort.signal.reason instanceof JobCancelledError
+        error instanceof JobCancelledError || abort.signal.reason instanceof JobCancelledError
           ? { kind: "cancelled" }
           : { kind: "failed", error: jobErrorOf(error), retryable: !(error instanceof GraphLimitError) };
       if (outcome.kind === "failed") emitter.emit("error", { ...outcome.error });
     } finally {
       clearInterval(watchCancel);
     }
-    emitter.emit("end", {});
+    const settled = await settle(outcome);
+    emitter.emit(settled === "retry" ? "retrying" : "end", {});
     await emitter.flush();
     return outcome;
   }

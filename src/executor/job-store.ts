@@ -4,6 +4,7 @@ import { selectPage } from "../db/paginate.js";
 import { type JobRow, jobDeadLetters, jobs } from "../db/schema.js";
 import { NotFoundError } from "../errors.js";
 import type { Page, PageRequest } from "../http/pagination.js";
+import type { JobOutcome } from "./job-event.js";
 
 export type JobStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
 export const FINAL_STATUSES: readonly JobStatus[] = ["completed", "failed", "cancelled"];
@@ -32,6 +33,19 @@ export interface DeadLetter {
   reason: string;
   jobId?: string;
   deliveries: number;
+}
+
+/** What claiming a job for a run found. */
+export type JobClaim =
+  | { kind: "started"; row: JobRow }
+  | { kind: "final"; row: JobRow }
+  | { kind: "leased"; retryInMs: number };
+
+/** A final job's outcome as its result event announces it. */
+export function outcomeOf(row: JobRow): JobOutcome {
+  if (row.status === "completed") return { kind: "completed", result: row.result };
+  const error = row.error as JobError | null;
+  return { kind: "failed", error: error ?? { message: row.status, type: "Error" } };
 }
 
 export function toJobView(row: JobRow, checkpoints?: number) {
@@ -119,10 +133,10 @@ export class JobStore {
 
   /**
    * Claims the job for `leaseMs` and counts one more attempt: from `queued`, or from
-   * `running` when its previous worker's lease has run out (it crashed). Undefined when
-   * the job is final or another worker holds it.
+   * `running` when its previous worker's lease has run out (it crashed). Otherwise the
+   * job is final, or another worker holds it for `retryInMs` more.
    */
-  async start(id: string, leaseMs: number): Promise<JobRow | undefined> {
+  async start(id: string, leaseMs: number): Promise<JobClaim> {
     const [row] = await this.db
       .update(jobs)
       .set({
@@ -142,7 +156,41 @@ export class JobStore {
         ),
       )
       .returning();
-    return row;
+    if (row) return { kind: "started", row };
+    const [current] = await this.db
+      .select({
+        row: jobs,
+        leftMs: sql<number>`greatest(0, extract(epoch from (${jobs.leaseUntil} - now())) * 1000)::float8`,
+      })
+      .from(jobs)
+      .where(eq(jobs.id, id));
+    if (!current) throw new NotFoundError("job", id);
+    if (FINAL_STATUSES.includes(current.row.status as JobStatus)) return { kind: "final", row: current.row };
+    // Lost the race for the lease by a moment: another worker holds it now.
+    return { kind: "leased", retryInMs: Math.ceil(Number(current.leftMs ?? 0)) };
+  }
+
+  /**
+   * Keeps the job's lease while its worker runs it: renews every `everyMs` (calling
+   * `onRenew` too, for the broker's own keep-alive). Answers the function that stops it.
+   */
+  holdLease(
+    id: string,
+    leaseMs: number,
+    everyMs: number,
+    onFailure: (error: unknown) => void,
+    onRenew = () => {},
+  ) {
+    const timer = setInterval(() => {
+      onRenew();
+      this.renew(id, leaseMs).catch(onFailure);
+    }, everyMs);
+    return () => clearInterval(timer);
+  }
+
+  /** Notes that the job's result event reached the broker. */
+  async markPublished(id: string): Promise<void> {
+    await this.db.update(jobs).set({ resultPublishedAt: new Date() }).where(eq(jobs.id, id));
   }
 
   /** Gives the job up for the next delivery to take (this attempt failed and will be retried). */
@@ -206,6 +254,14 @@ export class JobStore {
       .select()
       .from(jobs)
       .where(and(eq(jobs.source, source), inArray(jobs.status, ["queued", "running"])));
+  }
+
+  /** Clears every lease on unfinished jobs of `source`: only for a process that knows it is the only one. */
+  async releaseUnfinished(source: NewJob["source"]): Promise<void> {
+    await this.db
+      .update(jobs)
+      .set({ leaseUntil: null })
+      .where(and(eq(jobs.source, source), eq(jobs.status, "running")));
   }
 
   async deadLetter(letter: DeadLetter): Promise<void> {

@@ -3,27 +3,18 @@ import { isForeignKeyViolation } from "../db/errors.js";
 import type { JobRow } from "../db/schema.js";
 import { DEFAULT_ORGANIZATION_ID } from "../orgs/organization.service.js";
 import { graphDefinitionErrors } from "./graph-definition.js";
-import {
-  type IncomingJob,
-  InvalidJobEventError,
-  type JobExecutionEvent,
-  type JobOutcome,
-  jobFromNats,
-} from "./job-event.js";
+import { type IncomingJob, InvalidJobEventError, type JobExecutionEvent, jobFromNats } from "./job-event.js";
 import type { JobDelivery } from "./job-queue.js";
 import { redeliveryDelayMs } from "./job-queue.js";
+import type { JobResults } from "./job-results.js";
 import type { JobRunner, RunOutcome } from "./job-runner.js";
 import { FINAL_STATUSES, type JobStatus, type JobStore } from "./job-store.js";
 
-/** Sends a job's result event (JetStream when configured; nowhere in the embedded default). */
-export type PublishResult = (
-  job: Pick<JobExecutionEvent, "job_id" | "trace_id">,
-  outcome: JobOutcome,
-) => Promise<void>;
+/** Past a lease's end, before a held job's message comes back: the holder's last renewal may be in flight. */
+const LEASE_GRACE_MS = 1_000;
 
 export interface JobWorkerCounters {
   received(): void;
-  finished(outcome: "completed" | "failed" | "cancelled"): void;
   redelivered(): void;
   deadLettered(): void;
 }
@@ -31,7 +22,7 @@ export interface JobWorkerCounters {
 export interface JobWorkerOptions {
   store: JobStore;
   runner: JobRunner;
-  publishResult: PublishResult;
+  results: JobResults;
   counters: JobWorkerCounters;
   /** How often a long job tells the broker it is still working (a fraction of ack_wait). */
   workingEveryMs: number;
@@ -61,6 +52,27 @@ export class JobWorker {
       return;
     }
     const { job } = incoming;
+    try {
+      await this.process(delivery, job);
+    } catch (error) {
+      logger.warn({ err: error, job_id: job.job_id, delivery: delivery.deliveryCount }, "job run failed");
+      if (delivery.deliveryCount < delivery.maxDeliver) {
+        // Were the database away, this fails too; the lease then runs out by itself.
+        await store
+          .release(job.job_id)
+          .catch((failure: unknown) =>
+            logger.warn({ err: failure, job_id: job.job_id }, "lease not released"),
+          );
+        delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
+      } else {
+        await this.giveUp(delivery, job, { message: (error as Error).message, type: "StewardError" });
+        await delivery.ack();
+      }
+    }
+  }
+
+  private async process(delivery: JobDelivery, job: JobExecutionEvent): Promise<void> {
+    const { store, logger } = this.options;
     const definitionErrors = graphDefinitionErrors(job.agent_definition);
     if (definitionErrors.length > 0) {
       const reason = `invalid agent_definition: ${definitionErrors.map((e) => `${e.field} ${e.message}`).join("; ")}`;
@@ -68,10 +80,50 @@ export class JobWorker {
       delivery.term(reason);
       return;
     }
-    let row: JobRow;
+    const row = await this.record(delivery, job);
+    if (!row) return;
+    const leaseMs = this.options.workingEveryMs * 2;
+    const claim = FINAL_STATUSES.includes(row.status as JobStatus)
+      ? ({ kind: "final", row } as const)
+      : await store.start(row.id, leaseMs);
+    if (claim.kind === "final") {
+      // Seen before and finished: never run twice, but announce a result whose publication failed.
+      await this.options.results.announceIfUnpublished(claim.row, job);
+      await delivery.ack();
+      return;
+    }
+    if (claim.kind === "leased") {
+      // Its holder is alive and renewing, or crashed: come back once the lease has run out.
+      delivery.nak(claim.retryInMs + LEASE_GRACE_MS);
+      return;
+    }
+    const stopLease = store.holdLease(
+      row.id,
+      leaseMs,
+      this.options.workingEveryMs,
+      (error) => logger.warn({ err: error, job_id: row.id }, "lease not renewed"),
+      () => delivery.working(),
+    );
     try {
-      row = (
-        await store.create({
+      const finalAttempt = delivery.deliveryCount >= delivery.maxDeliver;
+      let settled = "final" as "final" | "retry";
+      await this.options.runner.run(claim.row, async (outcome) => {
+        settled = await this.settle(delivery, job, outcome, finalAttempt);
+        return settled;
+      });
+      // The next delivery resumes from the last checkpoint: completed nodes stay done.
+      if (settled === "retry") delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
+      else await delivery.ack();
+    } finally {
+      stopLease();
+    }
+  }
+
+  /** The job's row, recorded now or before; undefined (and the message given up) for an unknown organization. */
+  private async record(delivery: JobDelivery, job: JobExecutionEvent): Promise<JobRow | undefined> {
+    try {
+      return (
+        await this.options.store.create({
           id: job.job_id,
           organizationId: job.organization_id ?? DEFAULT_ORGANIZATION_ID,
           traceId: job.trace_id,
@@ -87,69 +139,31 @@ export class JobWorker {
       const reason = `organization ${job.organization_id} does not exist`;
       await this.giveUp(delivery, job, { message: reason, type: "UnknownOrganization" });
       delivery.term(reason);
-      return;
-    }
-    // Seen before and finished: its result was published then; never a second one.
-    if (FINAL_STATUSES.includes(row.status as JobStatus)) {
-      await delivery.ack();
-      return;
-    }
-    const leaseMs = this.options.workingEveryMs * 2;
-    const working = setInterval(() => {
-      delivery.working();
-      store
-        .renew(row.id, leaseMs)
-        .catch((error: unknown) => logger.warn({ err: error, job_id: row.id }, "lease not renewed"));
-    }, this.options.workingEveryMs);
-    try {
-      const started = await store.start(row.id, leaseMs);
-      if (!started) {
-        // Finished meanwhile, or running under another delivery of the same job, whose
-        // own message comes back if its worker dies: this copy has nothing left to do.
-        delivery.term("the job is finished or running under another delivery");
-        return;
-      }
-      const outcome = await this.options.runner.run(started);
-      await this.conclude(delivery, job, outcome);
-    } catch (error) {
-      logger.warn({ err: error, job_id: job.job_id, delivery: delivery.deliveryCount }, "job run failed");
-      if (delivery.deliveryCount < delivery.maxDeliver) {
-        // Were the database away, this fails too; the lease then runs out by itself.
-        await store
-          .release(row.id)
-          .catch((failure: unknown) => logger.warn({ err: failure, job_id: row.id }, "lease not released"));
-        delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
-      } else {
-        await this.giveUp(delivery, job, { message: (error as Error).message, type: "StewardError" });
-        await delivery.ack();
-      }
-    } finally {
-      clearInterval(working);
+      return undefined;
     }
   }
 
-  private async conclude(delivery: JobDelivery, job: JobExecutionEvent, outcome: RunOutcome): Promise<void> {
-    if (outcome.kind === "failed" && outcome.retryable && delivery.deliveryCount < delivery.maxDeliver) {
-      // The next delivery resumes from the last checkpoint: completed nodes stay done.
-      await this.options.store.release(job.job_id);
-      delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
-      return;
+  /** Stores a run's outcome and announces it, or gives the job back for another attempt. */
+  private async settle(
+    delivery: JobDelivery,
+    job: JobExecutionEvent,
+    outcome: RunOutcome,
+    finalAttempt: boolean,
+  ): Promise<"final" | "retry"> {
+    const { store } = this.options;
+    if (outcome.kind === "failed" && outcome.retryable && !finalAttempt) {
+      await store.release(job.job_id);
+      return "retry";
     }
     if (outcome.kind === "completed") {
-      await this.record(
-        job,
-        { status: "completed", result: outcome.result },
-        { kind: "completed", result: outcome.result },
-      );
+      await this.options.results.conclude(job, { status: "completed", result: outcome.result });
     } else if (outcome.kind === "cancelled") {
-      const error = { message: "the job was cancelled", type: "JobCancelled" };
-      await this.record(job, { status: "cancelled", error }, { kind: "failed", error });
+      await this.options.results.conclude(job, {
+        status: "cancelled",
+        error: { message: "the job was cancelled", type: "JobCancelled" },
+      });
     } else {
-      await this.record(
-        job,
-        { status: "failed", error: outcome.error },
-        { kind: "failed", error: outcome.error },
-      );
+      await this.options.results.conclude(job, { status: "failed", error: outcome.error });
       if (outcome.retryable)
         await this.deadLetter(
           delivery,
@@ -157,30 +171,21 @@ export class JobWorker {
           job.job_id,
         );
     }
-    await delivery.ack();
+    return "final";
   }
 
-  /** Stores the outcome and announces it — only the first one: a job never has two results. */
-  private async record(
-    job: JobExecutionEvent,
-    stored: Parameters<JobStore["finish"]>[1],
-    announced: JobOutcome,
-  ): Promise<void> {
-    if (await this.options.store.finish(job.job_id, stored)) await this.options.publishResult(job, announced);
-    this.options.counters.finished(stored.status);
-  }
-
-  /** A job that will never succeed: recorded failed when it has a row, announced, dead-lettered. */
+  /** A job that will never succeed: recorded failed when it has a row of that organization, announced, dead-lettered. */
   private async giveUp(
     delivery: JobDelivery,
     job: JobExecutionEvent,
     error: { message: string; type: string },
   ) {
-    const row = await this.options.store.find(job.job_id);
-    // A job without a row (invalid, unknown organization) is announced all the same.
-    if (!row || (await this.options.store.finish(job.job_id, { status: "failed", error })))
-      await this.options.publishResult(job, { kind: "failed", error });
-    this.options.counters.finished("failed");
+    const { store, results } = this.options;
+    const row = await store.find(job.job_id);
+    if (!row) await results.announceRowless(job, error);
+    // Only a row of the message's own organization: a message cannot fail another tenant's job.
+    else if (row.organizationId === (job.organization_id ?? DEFAULT_ORGANIZATION_ID))
+      await results.conclude(job, { status: "failed", error });
     await this.deadLetter(delivery, error.message, job.job_id);
   }
 

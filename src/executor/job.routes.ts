@@ -198,7 +198,11 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const row = await executor.store.get(request.principal.organizationId, request.params.id);
         const header = request.headers["last-event-id"];
-        const after = request.query.last_event_id ?? (typeof header === "string" ? Number(header) || 0 : 0);
+        // A reconnecting EventSource sends the header to the same URL: the later of the two wins.
+        const after = Math.max(
+          request.query.last_event_id ?? 0,
+          typeof header === "string" ? Number(header) || 0 : 0,
+        );
         reply.hijack();
         reply.raw.writeHead(200, {
           "content-type": "text/event-stream",

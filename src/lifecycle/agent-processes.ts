@@ -189,7 +189,7 @@ export class AgentProcesses {
       STEWARD_SUBSCRIBED_TOPICS: row.subscribedTopics.join(","),
       STEWARD_FINDINGS_TOPIC: row.findingsTopic,
     };
-    if (this.options.natsUrl) env.NATS_URL = this.options.natsUrl;
+    if (this.options.natsUrl) env.NATS_URL = withoutUserInfo(this.options.natsUrl);
     const nats = await this.agents.natsCredentialsFor(row);
     if (nats) env.NATS_CREDS = nats.creds;
     for (const [key, value] of Object.entries(config.config))
@@ -288,4 +288,13 @@ export class AgentProcesses {
 
 function describeExit(exit: ProcessExit): string {
   return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
+
+/**
+ * Steward's own NATS login must not reach an agent: it gets the server's address only,
+ * and authenticates with its own scoped credentials (NATS_CREDS).
+ */
+function withoutUserInfo(url: string): string {
+  // A comma-separated server list is not one URL: strip `user:pass@` from each.
+  return url.replace(/\/\/[^@/,]*@/g, "//");
 }

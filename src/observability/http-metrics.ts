@@ -13,7 +13,8 @@ export function registerHttpMetrics(
     duration.observe(
       {
         method: request.method,
-        route: request.routeOptions.url ?? UNMATCHED_ROUTE,
+        // is404 also covers a wildcard route (the dashboard's) that passed the request on to the 404 handler.
+        route: request.is404 ? UNMATCHED_ROUTE : (request.routeOptions.url ?? UNMATCHED_ROUTE),
         status_code: String(reply.statusCode),
       },
       reply.elapsedTime / 1000,

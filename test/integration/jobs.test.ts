@@ -1,14 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
 import { SHOUT } from "../helpers/jobs.js";
-import { createKey, type StorageKind, startTestSteward, type TestSteward } from "../helpers/steward.js";
+import { startMockAgent } from "../helpers/mock-agent.js";
+import {
+  createKey,
+  createOrgWithKey,
+  type StorageKind,
+  startTestSteward,
+  type TestSteward,
+} from "../helpers/steward.js";
 
 /** Jobs submitted over HTTP and run in process (the embedded default), on both stores. */
 describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (kind) => {
   let t: TestSteward;
 
   beforeAll(async () => {
-    t = await startTestSteward(kind);
+    t = await startTestSteward(kind, { STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32" });
   });
   afterAll(async () => {
     await t?.close();
@@ -119,5 +126,80 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
       payload: { hello: "world" },
     });
     expect(bad.statusCode).toBe(400);
+  });
+
+  it("retries a failed node and ends the stream once, after the attempt that succeeded", async () => {
+    const flaky = await startMockAgent((_request, index) =>
+      index === 0 ? { status: 500, body: { error: "warming up" } } : { body: { ok: true } },
+    );
+    try {
+      const submitted = await t.request({
+        method: "POST",
+        url: "/api/v1/jobs",
+        payload: {
+          agent_definition: {
+            name: "flaky",
+            nodes: [{ id: "fetch", type: "http", url: flaky.url }],
+            edges: [
+              { from: "__start__", to: "fetch" },
+              { from: "fetch", to: "__end__" },
+            ],
+          },
+          input_payload: {},
+        },
+      });
+      const id = submitted.json().id;
+      await until(async () => (await job(id)).status === "completed", 20_000);
+      expect(await job(id)).toMatchObject({ status: "completed", attempts: 2, result: { status: 200 } });
+      const stream = await t.request({ method: "GET", url: `/api/v1/jobs/${id}/stream` });
+      const types = stream.body
+        .split("\n\n")
+        .filter((block) => block.includes("data: "))
+        .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)).event_type);
+      expect(types).toEqual([
+        "node_start",
+        "http_call",
+        "error",
+        "retrying",
+        "node_start",
+        "http_call",
+        "node_end",
+        "end",
+      ]);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  it("keeps a CloudEvent job to its organization, and names an unknown one", async () => {
+    const cloudEvent = (data: Record<string, unknown>) => ({
+      method: "POST" as const,
+      url: "/",
+      headers: { "content-type": "application/cloudevents+json" },
+      payload: {
+        specversion: "1.0",
+        id: `evt-${Math.random()}`,
+        source: "test",
+        type: "steward.job.execute",
+        data: {
+          trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+          agent_definition: SHOUT,
+          input_payload: { text: "secret of the first org" },
+          ...data,
+        },
+      },
+    });
+    const jobId = `tenant-${kind}`;
+    const mine = await t.request(cloudEvent({ job_id: jobId }));
+    expect(mine.statusCode).toBe(200);
+    const other = await createOrgWithKey(t, "developer");
+    const theirs = await t.request({ ...cloudEvent({ job_id: jobId }), key: other.key });
+    expect(theirs.statusCode).toBe(409);
+    expect(theirs.body).not.toContain("SECRET OF THE FIRST ORG");
+    const unknown = await t.request(cloudEvent({ job_id: `nowhere-${kind}`, organization_id: "org_nope" }));
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().error.details.errors).toEqual([
+      expect.objectContaining({ field: "data.organization_id" }),
+    ]);
   });
 });
