@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type {} from "@fastify/websocket";
 import Type from "typebox";
@@ -181,6 +182,11 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
       },
     );
 
+    const openStreams = new Set<ServerResponse>();
+    app.addHook("preClose", async () => {
+      for (const stream of openStreams) stream.end();
+    });
+
     app.get(
       "/jobs/:id/stream",
       {
@@ -204,6 +210,9 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
           typeof header === "string" ? Number(header) || 0 : 0,
         );
         reply.hijack();
+        // Shutdown must not wait for a reader: its stream is ended, and it resumes with Last-Event-ID.
+        openStreams.add(reply.raw);
+        reply.raw.once("close", () => openStreams.delete(reply.raw));
         reply.raw.writeHead(200, {
           "content-type": "text/event-stream",
           "cache-control": "no-cache",

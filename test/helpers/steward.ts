@@ -120,3 +120,11 @@ export async function registerAgent(
   if (response.statusCode !== 201) throw new Error(`registering an agent failed: ${response.body}`);
   return response.json().id as string;
 }
+
+/** Makes a test Steward listen on a free loopback port (for a browser, or a streaming reader); answers its base URL. */
+export async function serveOnLoopback(t: TestSteward): Promise<string> {
+  await t.steward.server.listen({ port: 0, host: "127.0.0.1" });
+  const address = t.steward.server.server.address();
+  if (!address || typeof address === "string") throw new Error("the test Steward is not listening");
+  return `http://127.0.0.1:${address.port}`;
+}
