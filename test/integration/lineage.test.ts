@@ -940,6 +940,13 @@ describe("the call graph", () => {
     expect(a.trace.parent_invocation_id).toBeNull();
   });
 
+  it("lists a trace's records with the trace_id filter", async () => {
+    const page = await getJson(org.key, `/api/v1/lineage?trace_id=${traceId}`);
+    expect(page.items.map((record: { invocation_id: string }) => record.invocation_id).sort()).toEqual(
+      [callA, callB].sort(),
+    );
+  });
+
   it("draws a trace: user → system → credential → agent A → agent B", async () => {
     const a = await getJson(org.key, `/api/v1/lineage/${callA}`);
     const graph = await getJson(org.key, `/api/v1/lineage/graph?trace_id=${traceId}`);
