@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { externalAgentRoutes } from "./agents/agent.routes.js";
 import { ExternalAgentService } from "./agents/agent.service.js";
+import { configSchemaRoutes } from "./agents/config-schema.routes.js";
 import { approvalRoutes } from "./approvals/approval.routes.js";
 import { ApprovalService } from "./approvals/approval.service.js";
 import { ApprovalRulesGate } from "./approvals/approval-gate.js";
@@ -35,6 +36,8 @@ import { WebhookDeliveryTarget } from "./delivery/webhooks/webhook-target.js";
 import { cloudEventRoutes } from "./executor/cloudevent.routes.js";
 import { Executor } from "./executor/executor.js";
 import { jobRoutes } from "./executor/job.routes.js";
+import { GovernanceActivity } from "./governance/activity.js";
+import { governanceActivityRoutes } from "./governance/activity.routes.js";
 import { budgetRoutes } from "./governance/budget/budget.routes.js";
 import { BudgetService } from "./governance/budget/budget.service.js";
 import { governanceStatusRoutes } from "./governance/governance-status.routes.js";
@@ -45,6 +48,7 @@ import { MemoryRateLimiter } from "./governance/rate-limit/rate-limiter.memory.j
 import { createRedisClient, RedisRateLimiter } from "./governance/rate-limit/rate-limiter.redis.js";
 import { governanceSettingsRoutes } from "./governance/settings/governance-settings.routes.js";
 import { GovernanceSettingsService } from "./governance/settings/governance-settings.service.js";
+import { registerDashboard } from "./http/dashboard.js";
 import { createHttpServer } from "./http/server.js";
 import { AddressGuard } from "./invocation/address-guard.js";
 import { AgentClient } from "./invocation/agent-client.js";
@@ -199,11 +203,15 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         await api.register(organizationRoutes(organizations));
         await api.register(apiKeyRoutes(apiKeys, organizations));
         await api.register(externalAgentRoutes(agents));
+        await api.register(configSchemaRoutes());
         await api.register(invocationRoutes(invocationService, agents, lineage));
         await api.register(budgetRoutes(budgets, agents, settings));
         await api.register(governanceSettingsRoutes(settings));
         await api.register(
           governanceStatusRoutes({ db: database.db, agents, budgets, limiter, policies, settings }),
+        );
+        await api.register(
+          governanceActivityRoutes({ activity: new GovernanceActivity(database.db), agents }),
         );
         await api.register(policyRoutes(policies));
         await api.register(lineageRoutes(lineage));
@@ -221,6 +229,8 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       await root.register(cloudEventRoutes(executor));
     });
     await server.register(lifecycle.publicRoutes(), { prefix: "/api/v1" });
+    if (!(await registerDashboard(server)))
+      logger.warn("the dashboard is not built (npm run build builds it); serving the API only");
     await server.ready();
     worker.start();
     closers.push(() => worker.stop());

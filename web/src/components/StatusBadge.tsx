@@ -1,0 +1,40 @@
+/** Colour by meaning, not by the exact word: every status Steward answers falls in one tone. */
+const TONES: Record<string, string> = {
+  success: "good",
+  completed: "good",
+  delivered: "good",
+  active: "good",
+  running: "good",
+  approved: "good",
+  ok: "good",
+  healthy: "good",
+  pending: "wait",
+  pending_approval: "wait",
+  queued: "wait",
+  starting: "wait",
+  stopping: "wait",
+  discovered: "wait",
+  registered: "wait",
+  degraded: "warn",
+  rate_limited: "warn",
+  budget_exceeded: "warn",
+  paused: "warn",
+  timeout: "warn",
+  inactive: "idle",
+  stopped: "idle",
+  cancelled: "idle",
+  expired: "idle",
+  failure: "bad",
+  failed: "bad",
+  error: "bad",
+  dead: "bad",
+  policy_denied: "bad",
+  rejected: "bad",
+  approval_rejected: "bad",
+  approval_expired: "idle",
+  unhealthy: "bad",
+};
+
+export function StatusBadge({ status }: { status: string }) {
+  return <span className={`badge badge-${TONES[status] ?? "idle"}`}>{status.replaceAll("_", " ")}</span>;
+}
