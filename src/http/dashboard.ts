@@ -10,13 +10,14 @@ export const DASHBOARD_DIR = new URL("../../dist/web", import.meta.url).pathname
 const SERVER_PATHS = /^\/(api|docs|openapi\.json|health|ready|metrics)(\/|$)/;
 
 /**
- * The dashboard's scripts come only from Steward itself; it talks to the API on the same
- * origin (fetch and WebSocket), and charts are inline SVG.
+ * The dashboard's scripts and styles come only from Steward itself; it talks to the API
+ * on the same origin (fetch and WebSocket), and charts are inline SVG. It may not be framed.
  */
 const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
+  // React sets `style` through the CSSOM, which style-src does not govern: no inline styles needed.
+  "style-src 'self'",
   "img-src 'self' data:",
   "connect-src 'self'",
   "frame-ancestors 'none'",
@@ -41,14 +42,11 @@ export async function registerDashboard(app: FastifyInstance, dir = DASHBOARD_DI
         "cache-control",
         path.includes("/assets/") ? "public, max-age=31536000, immutable" : "no-cache",
       );
+      // index.html is reachable by its own name too: it must not lose the page's protections.
+      withPageHeaders(reply, path.endsWith(".html"));
     },
   });
-  const sendApp = (reply: FastifyReply) =>
-    reply
-      .header("content-security-policy", CONTENT_SECURITY_POLICY)
-      .header("x-content-type-options", "nosniff")
-      .header("referrer-policy", "no-referrer")
-      .sendFile("index.html");
+  const sendApp = (reply: FastifyReply) => reply.sendFile("index.html");
   app.get("/", { schema: { hide: true } }, (_request, reply) => sendApp(reply));
   app.get("/*", { schema: { hide: true } }, (request, reply) => {
     const path = request.url.split("?")[0] ?? "/";
@@ -56,4 +54,9 @@ export async function registerDashboard(app: FastifyInstance, dir = DASHBOARD_DI
     return sendApp(reply);
   });
   return true;
+}
+
+function withPageHeaders(reply: FastifyReply, html: boolean): void {
+  reply.header("x-content-type-options", "nosniff").header("referrer-policy", "no-referrer");
+  if (html) reply.header("content-security-policy", CONTENT_SECURITY_POLICY);
 }

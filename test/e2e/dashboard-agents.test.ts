@@ -1,6 +1,7 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, SCREENSHOT_DIR, type TestBrowser } from "../helpers/browser.js";
+import { fitsWidth, PHONE, WAIT } from "../helpers/dashboard.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import {
   invokeEnv,
@@ -41,12 +42,8 @@ describe("dashboard agents", () => {
     await slack?.close();
   });
 
-  // Upper bounds for waiting on the page (like Playwright's own auto-wait), generous for a busy machine.
-  const WAIT = { timeout: 20_000, interval: 100 };
   const TEST_TIMEOUT = 120_000;
 
-  // Run in the page, whose DOM types this (Node) project does not load: hence expressions as strings.
-  const noPageScroll = (page: Page) => page.evaluate<boolean>("document.documentElement.scrollWidth <= 375");
   const rowNames = (page: Page) => page.getByRole("table").getByRole("link").allTextContents();
 
   it(
@@ -127,12 +124,12 @@ describe("dashboard agents", () => {
       await page.getByText("Page 2 of 2 · 22 in all").waitFor();
       await page.context().close();
 
-      const phone = await browser.signedInPage(baseUrl, t.adminKey, { width: 375, height: 800 });
+      const phone = await browser.signedInPage(baseUrl, t.adminKey, PHONE);
       await phone.goto("/agents?platform=slack");
       await phone.getByRole("heading", { name: "Agents" }).waitFor();
       expect(await phone.getByLabel("Platform").isVisible()).toBe(true);
       await phone.getByRole("link", { name: "support-triage" }).waitFor();
-      expect(await noPageScroll(phone)).toBe(true);
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
       await phone.context().close();
     },
     TEST_TIMEOUT,
@@ -232,11 +229,41 @@ describe("dashboard agents", () => {
       });
       await page.context().close();
 
-      const phone = await browser.signedInPage(baseUrl, t.adminKey, { width: 375, height: 800 });
+      // At phone width every step fits, each checked once its form (built from the schemas) is there.
+      const phone = await browser.signedInPage(baseUrl, t.adminKey, PHONE);
+      const phoneStep = phone.getByRole("heading", { name: /^Step \d of 6/ });
+      const phoneNext = phone.getByRole("button", { name: "Next" });
       await phone.goto("/register");
       await phone.getByRole("heading", { name: "Register an agent" }).waitFor();
       await phone.getByRole("radio", { name: "Slack" }).waitFor();
-      expect(await noPageScroll(phone)).toBe(true);
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
+      await phone.getByLabel("Name (required)").fill("phone-triage");
+      await phone.getByRole("radio", { name: "Slack" }).check();
+      await phoneNext.click();
+
+      await expect.poll(() => phoneStep.textContent(), WAIT).toContain("Endpoint and authentication");
+      await phone.getByLabel("Endpoint URL (required)").fill(agent.url);
+      await phone.getByLabel("Authentication", { exact: true }).selectOption("bearer_token");
+      await phone.getByLabel("Token (required)").fill("phone-bearer-secret");
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
+      await phoneNext.click();
+
+      await expect.poll(() => phoneStep.textContent(), WAIT).toContain("Platform settings");
+      await phone.getByLabel("Webhook URL (required)").fill(slack.url);
+      await phone.getByLabel("Channel (required)").fill("#incidents");
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
+      await phoneNext.click();
+
+      await expect.poll(() => phoneStep.textContent(), WAIT).toContain("Governance");
+      await phone.getByLabel("Max daily cost").waitFor();
+      await phone.getByRole("group", { name: "Workflow" }).getByRole("checkbox", { name: "admin" }).waitFor();
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
+      await phoneNext.click();
+
+      await expect.poll(() => phoneStep.textContent(), WAIT).toContain("Review");
+      await phone.getByRole("button", { name: "Register agent" }).waitFor();
+      await expect.poll(() => phone.getByText("•••••• (hidden)").count(), WAIT).toBe(2);
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
       await phone.context().close();
     },
     TEST_TIMEOUT,
@@ -316,11 +343,27 @@ describe("dashboard agents", () => {
       expect(await edges.textContent()).toContain("cost $0.25");
       await page.context().close();
 
-      const phone = await browser.signedInPage(baseUrl, t.adminKey, { width: 375, height: 800 });
+      const phone = await browser.signedInPage(baseUrl, t.adminKey, PHONE);
       await phone.goto(`/agents/${id}`);
       await phone.getByRole("heading", { level: 1, name: "oncall-summarizer" }).waitFor();
       expect(await phone.getByRole("button", { name: "Invoke" }).isVisible()).toBe(true);
-      expect(await noPageScroll(phone)).toBe(true);
+      // Each region's content, not just its heading: a table or meter that comes late may widen the page.
+      await phone.getByText("****9876").waitFor();
+      await phone
+        .getByRole("region", { name: "Recent invocations" })
+        .getByRole("row")
+        .filter({ hasText: invocationId })
+        .waitFor();
+      await phone
+        .getByRole("region", { name: "Deliveries" })
+        .getByRole("row")
+        .filter({ hasText: invocationId })
+        .waitFor();
+      await phone
+        .getByRole("region", { name: "Governance status" })
+        .getByRole("meter", { name: /Agent daily cost/ })
+        .waitFor();
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
       await phone.context().close();
     },
     TEST_TIMEOUT,

@@ -135,7 +135,29 @@ describe("dashboard: managed agents", () => {
     await page.context().close();
   }, 30_000);
 
+  it("signs out when the credential is revoked while the board is open", async () => {
+    const created = await api("POST", "/api/v1/api-keys", { name: "board viewer", role: "viewer" });
+    const page = await dashboard.signedInPage({ credential: created.key });
+    await page.goto("/managed");
+    await card(page, "cost-watcher").waitFor();
+    await page.getByRole("status").filter({ hasText: "Live" }).waitFor();
+
+    // The reconnect's handshake gets a 401, which a browser reports only as a dropped socket.
+    const revoked = await t.request({ method: "DELETE", url: `/api/v1/api-keys/${created.id}` });
+    expect(revoked.statusCode).toBe(204);
+    for (const client of t.steward.server.websocketServer.clients) client.terminate();
+    await page.getByText("Your session ended; sign in again.").waitFor();
+    await page.getByLabel("API key or JWT").waitFor();
+    await page.context().close();
+  }, 60_000);
+
   it("charts an agent's metrics, filters its logs by level and keeps its config changes with their diffs", async () => {
+    // A crash of its own, so that this test runs alone too: started, then killed.
+    await api("POST", `${AGENTS}/${sentinelId}/start`);
+    await expect.poll(pid, WAIT).toEqual(expect.any(Number));
+    process.kill((await pid()) as number, "SIGKILL");
+    await expect.poll(async () => (await api("GET", `${AGENTS}/${sentinelId}`)).state, WAIT).toBe("failed");
+
     // Reported as the agent reports them, with its own token: an hour of samples and some log lines.
     const token = await agentToken(sentinelId);
     const now = Date.now();
@@ -191,9 +213,12 @@ describe("dashboard: managed agents", () => {
     await page.getByRole("heading", { name: "log-sentinel", level: 1 }).waitFor();
     expect(new URL(page.url()).pathname).toBe(`/managed/${sentinelId}`);
 
-    // Killed in the test before: failed, with why in the status history and a crash-loop alert.
+    // Killed above: failed, with why in the status history (oldest first) and a crash-loop alert.
     const history = page.getByRole("region", { name: "Status history" });
-    await history.getByText(/signal SIGKILL/).waitFor();
+    await history
+      .getByText(/signal SIGKILL/)
+      .last()
+      .waitFor();
     await page.getByRole("region", { name: "Open alerts" }).getByText("crash loop").waitFor();
     await page.getByRole("button", { name: "Start log-sentinel" }).click();
     await page.getByRole("button", { name: "Stop log-sentinel" }).waitFor();

@@ -15,6 +15,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details: Record<string, unknown> = {},
+    /** Steward's id of the request, to quote to an operator (it is in the server's log). */
+    readonly requestId?: string,
   ) {
     super(message);
     this.name = "ApiError";
@@ -102,7 +104,7 @@ export function createApi(token: string, onUnauthorized: () => void): Api {
 async function toApiError(response: Response): Promise<ApiError> {
   try {
     const body = (await response.json()) as {
-      error?: { code?: string; message?: string; details?: Record<string, unknown> };
+      error?: { code?: string; message?: string; details?: Record<string, unknown>; request_id?: string };
     };
     if (body.error)
       return new ApiError(
@@ -110,6 +112,7 @@ async function toApiError(response: Response): Promise<ApiError> {
         body.error.code ?? "ERROR",
         body.error.message ?? response.statusText,
         body.error.details,
+        body.error.request_id,
       );
   } catch {
     // Not Steward's envelope (a proxy's error page): fall through to the status line.
@@ -119,7 +122,11 @@ async function toApiError(response: Response): Promise<ApiError> {
 
 /** What to show a person for any failure. */
 export function errorMessage(error: unknown): string {
-  if (error instanceof ApiError) return error.message;
+  if (error instanceof ApiError)
+    // Steward's own failures say no more than "Internal error": the request id lets an operator find the cause.
+    return error.status >= 500 && error.requestId
+      ? `${error.message} (request ${error.requestId})`
+      : error.message;
   if (error instanceof Error) return error.message;
   return String(error);
 }

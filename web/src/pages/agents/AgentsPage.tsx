@@ -43,7 +43,7 @@ export function AgentsPage() {
       <AgentFilters params={params} onChange={setParam} />
       <ResourceView
         resource={agents}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty={filtered ? "No agent matches these filters." : "No agents yet. Register one to start."}
       >
         {(data) => (

@@ -40,7 +40,7 @@ export function DeliveryList({ agentId, generation }: { agentId: string; generat
       </div>
       <ResourceView
         resource={deliveries}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty="No deliveries yet. Results are delivered to the agent's platform after each call."
       >
         {(data) => (

@@ -45,7 +45,7 @@ export function InvocationList({ agentId, generation }: { agentId: string; gener
       </div>
       <ResourceView
         resource={invocations}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty="No invocations yet. Invoke the agent above to see one here."
       >
         {(data) => (

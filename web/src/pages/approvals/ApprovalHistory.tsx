@@ -54,7 +54,7 @@ export function ApprovalHistory({ version }: { version: number }) {
       </div>
       <ResourceView
         resource={history}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty="No requests with this outcome."
       >
         {(data) => (

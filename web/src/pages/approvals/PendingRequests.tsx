@@ -33,7 +33,7 @@ export function PendingRequests({ onDecided }: { onDecided: (answer: DecisionAns
       </h2>
       <ResourceView
         resource={pending}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty="No requests are waiting for a decision."
       >
         {(data) => (

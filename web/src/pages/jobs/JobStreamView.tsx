@@ -1,3 +1,4 @@
+import { ErrorState } from "../../components/States";
 import type { Connection, JobStreamState } from "./job-stream-state";
 import { NodeOutputView } from "./NodeOutputView";
 import { TimelineItem } from "./TimelineItem";
@@ -7,6 +8,7 @@ const CONNECTION_TEXT: Record<Connection, string> = {
   live: "Live",
   reconnecting: "Connection lost; reconnecting…",
   ended: "Ended",
+  stopped: "Not following",
 };
 
 /** The job's event stream: LLM replies as they grow, and the run as a timeline. */
@@ -24,6 +26,7 @@ export function JobStreamView({ stream }: { stream: JobStreamState }) {
           {CONNECTION_TEXT[stream.connection]}
         </span>
       </div>
+      {stream.error !== undefined && <ErrorState error={stream.error} />}
       {stream.outputs.map((output) => (
         <NodeOutputView
           key={output.node}

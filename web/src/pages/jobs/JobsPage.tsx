@@ -47,7 +47,7 @@ export function JobsPage() {
       </div>
       <ResourceView
         resource={jobs}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty={
           status
             ? `No ${status} jobs.`

@@ -1,6 +1,6 @@
 import type { JobStreamEvent } from "./job-types";
 
-export type Connection = "connecting" | "live" | "reconnecting" | "ended";
+export type Connection = "connecting" | "live" | "reconnecting" | "ended" | "stopped";
 
 /** An LLM node's reply so far: its tokens joined as they arrived. */
 export interface NodeOutput {
@@ -16,11 +16,14 @@ export interface JobStreamState {
   timeline: JobStreamEvent[];
   /** The highest seq seen: where a reconnect resumes. */
   lastSeq: number;
+  /** Why the stream stopped retrying ("stopped"): the API refused to show this job. */
+  error?: unknown;
 }
 
 export type StreamAction =
   | { type: "reset" }
   | { type: "connection"; connection: Connection }
+  | { type: "failed"; error: unknown }
   | { type: "event"; event: JobStreamEvent };
 
 export const INITIAL_STREAM: JobStreamState = {
@@ -45,6 +48,8 @@ export function streamReducer(state: JobStreamState, action: StreamAction): JobS
       return INITIAL_STREAM;
     case "connection":
       return state.connection === "ended" ? state : { ...state, connection: action.connection };
+    case "failed":
+      return { ...state, connection: "stopped", error: action.error };
     case "event": {
       const { event } = action;
       if (event.seq <= state.lastSeq) return state;

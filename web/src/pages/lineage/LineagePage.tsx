@@ -50,7 +50,7 @@ export function LineagePage() {
         <ExportButtons filters={query} />
         <ResourceView
           resource={records}
-          isEmpty={(data) => data.items.length === 0}
+          isEmpty={(data) => data.total === 0}
           empty="No records match this search."
         >
           {(data) => (

@@ -31,7 +31,7 @@ export function ConfigHistory({
   return (
     <ResourceView
       resource={history}
-      isEmpty={(data) => data.items.length === 0}
+      isEmpty={(data) => data.total === 0}
       empty="No version stored yet: the agent runs on its defaults and the environment."
     >
       {(data) => (

@@ -4,6 +4,7 @@ const LABELS: Record<Connection, string> = {
   connecting: "Connecting…",
   live: "Live",
   reconnecting: "Reconnecting…",
+  stopped: "Not live",
 };
 
 /** Whether live updates are flowing: the page's data may be stale while it reconnects. */

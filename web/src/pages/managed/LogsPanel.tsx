@@ -89,7 +89,7 @@ export function LogsPanel({ agentId }: { agentId: string }) {
       </form>
       <ResourceView
         resource={logs}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty={
           level || query ? "No log entries match these filters." : "The agent has not logged anything yet."
         }

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useLoader } from "../../api/hooks";
-import { ResourceView } from "../../components/States";
+import { ErrorState, ResourceView } from "../../components/States";
 import { StatusBadge } from "../../components/StatusBadge";
 import { AgentActions } from "./AgentActions";
 import { AgentOverview } from "./AgentOverview";
@@ -32,7 +32,7 @@ export function ManagedAgentPage() {
       for (const type of types) next[type] += 1;
       return next;
     });
-  const connection = useAgentEvents({
+  const events = useAgentEvents({
     onReady() {
       agent.reload();
       bump("status", "heartbeat", "alert", "config", "process");
@@ -59,7 +59,7 @@ export function ManagedAgentPage() {
       <header className="managed-title">
         <h1 id="agent-heading">{agent.data?.name ?? "Managed agent"}</h1>
         {agent.data && <StatusBadge status={agent.data.state} />}
-        <LiveIndicator connection={connection} />
+        <LiveIndicator connection={events.connection} />
         {agent.data && (
           <AgentActions
             agent={agent.data}
@@ -71,6 +71,9 @@ export function ManagedAgentPage() {
           />
         )}
       </header>
+      {events.error !== undefined && agent.error === undefined && (
+        <ErrorState error={events.error} onRetry={events.retry} />
+      )}
       <ResourceView resource={agent}>
         {(data) => (
           <>

@@ -2,7 +2,7 @@ import { useSearchParams } from "react-router";
 import type { Page } from "../../api/client";
 import { Pagination } from "../../components/Pagination";
 import { SelectFilter } from "../../components/SelectFilter";
-import { ResourceView } from "../../components/States";
+import { ErrorState, ResourceView } from "../../components/States";
 import { AgentCard } from "./AgentCard";
 import { applyEvent, useAgentEvents } from "./agent-events";
 import { LiveIndicator } from "./LiveIndicator";
@@ -22,7 +22,7 @@ export function ManagedAgentsPage() {
     [state, page],
   );
   const shown = new Set(agents.data?.items.map((agent) => agent.id));
-  const connection = useAgentEvents({
+  const events = useAgentEvents({
     onReady: agents.reload,
     onEvent(event: LifecycleEvent) {
       agents.update((current) => ({
@@ -45,7 +45,7 @@ export function ManagedAgentsPage() {
     <section aria-labelledby="managed-heading">
       <div className="managed-title">
         <h1 id="managed-heading">Managed agents</h1>
-        <LiveIndicator connection={connection} />
+        <LiveIndicator connection={events.connection} />
       </div>
       <div className="toolbar">
         <SelectFilter
@@ -56,9 +56,12 @@ export function ManagedAgentsPage() {
           onChange={(value) => filter({ state: value, page: "1" })}
         />
       </div>
+      {events.error !== undefined && agents.error === undefined && (
+        <ErrorState error={events.error} onRetry={events.retry} />
+      )}
       <ResourceView
         resource={agents}
-        isEmpty={(data) => data.items.length === 0}
+        isEmpty={(data) => data.total === 0}
         empty={
           state
             ? `No agent is ${state} now.`

@@ -15,7 +15,7 @@ export function OpenAlerts({ agentId, revision }: { agentId: string; revision: n
       <h2 id="alerts-heading" className="managed-panel-title">
         Open alerts
       </h2>
-      <ResourceView resource={alerts} isEmpty={(page) => page.items.length === 0} empty="No open alerts.">
+      <ResourceView resource={alerts} isEmpty={(page) => page.total === 0} empty="No open alerts.">
         {(page) => (
           <ul className="managed-alerts">
             {page.items.map((alert) => (

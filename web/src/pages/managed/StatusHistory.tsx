@@ -32,11 +32,7 @@ export function StatusHistory({ agentId, revision }: { agentId: string; revision
       <h2 id="status-history-heading" className="managed-panel-title">
         Status history
       </h2>
-      <ResourceView
-        resource={history}
-        isEmpty={(data) => data.items.length === 0}
-        empty="No state changes yet."
-      >
+      <ResourceView resource={history} isEmpty={(data) => data.total === 0} empty="No state changes yet.">
         {(data) => (
           <>
             <div className="table-wrap">
