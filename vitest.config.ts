@@ -7,5 +7,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Vitest would use one worker on a 2-core machine; the tests mostly wait on services
+    // and child processes, and each has its own schema, key prefix and stream names.
+    maxWorkers: 2,
   },
 });

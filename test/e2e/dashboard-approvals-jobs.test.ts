@@ -74,7 +74,7 @@ describe("dashboard: approvals and jobs", () => {
     await expect.poll(() => cardRequest.textContent(), WAIT).toContain("input contains sensitive data");
     expect(await cardRequest.textContent()).toContain("estimated cost 1 is above the threshold of 0.5");
     expect(await cardRequest.textContent()).not.toContain("4111 1111 1111 1111");
-    expect(await pending.getByRole("article").count()).toBe(3);
+    await expect.poll(() => pending.getByRole("article").count(), WAIT).toBe(3);
 
     // Open the request (the route e-mails link to) and approve it with a reason.
     await cardRequest.getByRole("link", { name: "payments-refunds" }).click();
@@ -82,7 +82,7 @@ describe("dashboard: approvals and jobs", () => {
     expect(new URL(page.url()).pathname).toBe(`/approvals/${card.approval_id}`);
     const request = page.getByRole("region", { name: "Request" });
     await expect.poll(() => request.textContent(), WAIT).toContain("payments-refunds");
-    expect(await request.textContent()).toContain("0 of 1 required");
+    await expect.poll(() => request.textContent(), WAIT).toContain("0 of 1 required");
     expect(agent.requests).toHaveLength(0);
     await page.getByLabel("Reason").fill("Customer confirmed the refund by phone");
     await page.getByRole("button", { name: "Approve" }).click();
@@ -92,7 +92,9 @@ describe("dashboard: approvals and jobs", () => {
     const outcome = page.getByRole("region", { name: "Outcome" });
     await expect.poll(() => outcome.textContent(), WAIT).toContain("success");
     expect(await outcome.textContent()).toContain("Customer confirmed the refund by phone");
-    expect(await page.getByRole("region", { name: "Request" }).textContent()).toContain("1 of 1 required");
+    await expect
+      .poll(() => page.getByRole("region", { name: "Request" }).textContent(), WAIT)
+      .toContain("1 of 1 required");
     expect(agent.requests).toHaveLength(1);
     const invocation = await t.request({ method: "GET", url: `/api/v1/invocations/${card.invocation_id}` });
     expect(invocation.json().status).toBe("success");
@@ -102,7 +104,7 @@ describe("dashboard: approvals and jobs", () => {
     const phone = await dashboard.signedInPage({ viewport: PHONE });
     await phone.goto(`/approvals/${card.approval_id}`);
     await phone.getByRole("region", { name: "Outcome" }).waitFor();
-    expect(await fitsWidth(phone)).toBe(true);
+    await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
 
     // Back in the inbox: rejecting without a reason is refused by Steward, with a reason it is done.
     await page.getByRole("link", { name: "← Approvals" }).click();
@@ -127,13 +129,15 @@ describe("dashboard: approvals and jobs", () => {
       .getByRole("row")
       .filter({ hasText: "Customer confirmed the refund by phone" });
     await expect.poll(() => approvedRow.count(), WAIT).toBe(1);
-    expect(await approvedRow.textContent()).toMatch(/payments-refunds.*approved.*key_\w+\s*approved/s);
+    await expect
+      .poll(() => approvedRow.textContent(), WAIT)
+      .toMatch(/payments-refunds.*approved.*key_\w+\s*approved/s);
     await history.getByLabel("Outcome").selectOption("rejected");
     const rejectedRow = history
       .getByRole("row")
       .filter({ hasText: "Refunds above 100 EUR go through finance" });
     await expect.poll(() => rejectedRow.count(), WAIT).toBe(1);
-    expect(await rejectedRow.textContent()).toMatch(/rejected.*key_\w+\s*rejected/s);
+    await expect.poll(() => rejectedRow.textContent(), WAIT).toMatch(/rejected.*key_\w+\s*rejected/s);
     await history.getByLabel("Outcome").selectOption("");
     await expect.poll(() => history.getByRole("row").count(), WAIT).toBe(4);
     await page.screenshot({ path: join(SCREENSHOT_DIR, "approvals.png"), fullPage: true });
@@ -143,7 +147,7 @@ describe("dashboard: approvals and jobs", () => {
       .getByRole("region", { name: /Waiting for a decision/ })
       .getByRole("button", { name: "Approve" })
       .waitFor();
-    expect(await fitsWidth(phone)).toBe(true);
+    await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
     await phone.context().close();
 
     // Refusals in words: someone who is not an approver, and a request decided meanwhile.
@@ -283,10 +287,10 @@ describe("dashboard: approvals and jobs", () => {
     const phone = await dashboard.signedInPage({ viewport: PHONE });
     await phone.goto("/jobs");
     await phone.getByRole("link", { name: "summarize-incident" }).waitFor();
-    expect(await fitsWidth(phone)).toBe(true);
+    await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
     await phone.getByRole("link", { name: "summarize-incident" }).click();
     await phone.getByRole("list", { name: "Timeline" }).getByText("End of stream").waitFor();
-    expect(await fitsWidth(phone)).toBe(true);
+    await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
     await phone.context().close();
     await page.context().close();
   }, 90_000);

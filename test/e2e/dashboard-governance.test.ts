@@ -162,7 +162,7 @@ describe("dashboard: governance and lineage", () => {
       await phone.getByRole("heading", { name: "Governance", level: 1 }).waitFor();
       await phone.getByRole("img", { name: /^Decisions over time/ }).waitFor();
       expect(await phone.getByLabel("Agent").isVisible()).toBe(true);
-      expect(await fitsWidth(phone)).toBe(true);
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
       await phone.context().close();
     },
     TEST_TIMEOUT,
@@ -221,7 +221,7 @@ describe("dashboard: governance and lineage", () => {
       await phone.getByRole("heading", { name: "Lineage", level: 1 }).waitFor();
       await phone.getByRole("link", { name: adaCall }).waitFor();
       expect(await phone.getByRole("button", { name: "Search" }).isVisible()).toBe(true);
-      expect(await fitsWidth(phone)).toBe(true);
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
       await phone.context().close();
     },
     TEST_TIMEOUT,
@@ -262,7 +262,7 @@ describe("dashboard: governance and lineage", () => {
       await phone.goto(`/lineage/${adaCall}`);
       await phone.getByRole("img", { name: /^Call graph/ }).waitFor();
       expect(await phone.getByRole("heading", { name: `Trace of ${adaCall}` }).isVisible()).toBe(true);
-      expect(await fitsWidth(phone)).toBe(true);
+      await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
       await phone.context().close();
     },
     TEST_TIMEOUT,

@@ -131,7 +131,7 @@ describe("dashboard: managed agents", () => {
     await card(page, "cost-watcher").waitFor();
     expect(await page.getByRole("heading", { name: "Managed agents", level: 1 }).isVisible()).toBe(true);
     expect(await page.getByLabel("State").isVisible()).toBe(true);
-    expect(await fitsWidth(page)).toBe(true);
+    await expect.poll(() => fitsWidth(page), WAIT).toBe(true);
     await page.context().close();
   }, 30_000);
 
@@ -299,7 +299,7 @@ describe("dashboard: managed agents", () => {
     await phone.getByRole("heading", { name: "log-sentinel", level: 1 }).waitFor();
     await phone.getByRole("img", { name: /^CPU/ }).waitFor();
     expect(await phone.getByRole("button", { name: "Stop log-sentinel" }).isVisible()).toBe(true);
-    expect(await fitsWidth(phone)).toBe(true);
+    await expect.poll(() => fitsWidth(phone), WAIT).toBe(true);
     await phone.context().close();
 
     await api("POST", `${AGENTS}/${sentinelId}/stop`);

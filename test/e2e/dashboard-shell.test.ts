@@ -7,7 +7,7 @@ const JWT_SECRET = "a-jwt-signing-secret-for-the-dashboard-test";
 const JWT_ISSUER = "https://id.example.test/";
 
 /** The dashboard served at `/`: sign-in, the sections, client-side routes that survive a reload. */
-describe("dashboard shell", () => {
+describe("dashboard shell", { timeout: 120_000 }, () => {
   let dashboard: TestDashboard;
   let t: TestSteward;
   let baseUrl: string;

@@ -39,6 +39,8 @@ async function start(dataDir: string): Promise<Running> {
     "POSTGRES_HOST",
     "STEWARD_BOOTSTRAP_ADMIN_KEY",
     "STEWARD_ENCRYPTION_KEY",
+    // The test runner's "test": a user's shell has none.
+    "NODE_ENV",
   ]) {
     delete env[name];
   }
