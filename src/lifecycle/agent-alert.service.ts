@@ -66,6 +66,13 @@ const RULE_NAME_CONSTRAINT = "agent_alert_rules_organization_name_key";
  * open alert per rule and agent), and their announcement — audit, webhook event, live
  * event and, when a rule names one, a message on an external agent's chat platform.
  */
+/** An alert recorded by `record`, to announce once its transaction has committed. */
+export interface FiredAlert {
+  view: ReturnType<typeof toAlertView>;
+  /** Notices were queued: the delivery worker has work. */
+  notified: boolean;
+}
+
 export class AgentAlertService {
   constructor(
     private readonly db: Db,
@@ -163,8 +170,12 @@ export class AgentAlertService {
   }
 
   /** Enabled rules of `kind` that apply to the agent (its own and the organization-wide ones). */
-  async rulesFor(agent: ManagedAgentRow, kind: AlertKind): Promise<AgentAlertRuleRow[]> {
-    return this.db
+  async rulesFor(
+    agent: ManagedAgentRow,
+    kind: AlertKind,
+    db: DbOrTx = this.db,
+  ): Promise<AgentAlertRuleRow[]> {
+    return db
       .select()
       .from(agentAlertRules)
       .where(
@@ -182,54 +193,66 @@ export class AgentAlertService {
    * announced on the channels of the organization's rules of the same kind.
    */
   async fire(agent: ManagedAgentRow, alert: AlertInput): Promise<boolean> {
+    const fired = await this.db.transaction((tx) => this.record(tx, agent, alert));
+    if (!fired) return false;
+    this.announce(agent, fired);
+    return true;
+  }
+
+  /**
+   * The database half of firing, in the caller's transaction (so an alert commits with
+   * the change that caused it): the alert, its audit event, webhook event and notices.
+   * Undefined when the same alert is already open. Call `announce` after the commit.
+   */
+  async record(tx: DbOrTx, agent: ManagedAgentRow, alert: AlertInput): Promise<FiredAlert | undefined> {
     const channels = alert.rule
       ? [alert.rule.notifyExternalAgentId]
-      : (await this.rulesFor(agent, alert.kind)).map((rule) => rule.notifyExternalAgentId);
+      : (await this.rulesFor(agent, alert.kind, tx)).map((rule) => rule.notifyExternalAgentId);
     const notify = [...new Set(channels.filter((id): id is string => id !== null))];
-    const fired = await this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .insert(agentAlerts)
-        .values({
-          id: newId("agentAlert"),
-          organizationId: agent.organizationId,
-          agentId: agent.id,
-          ruleId: alert.rule?.id ?? null,
-          kind: alert.kind,
-          message: alert.message,
-          details: alert.details,
-        })
-        .onConflictDoNothing()
-        .returning();
-      if (!row) return undefined;
-      const view = toAlertView(row);
-      await recordAudit(
-        tx,
-        { actor: { type: "system", id: "steward" } },
-        {
-          organizationId: agent.organizationId,
-          action: "managed_agent.alert_fired",
-          resourceType: "managed_agent",
-          resourceId: agent.id,
-          details: { alert_id: row.id, kind: alert.kind, rule_id: row.ruleId },
-        },
-      );
-      await this.webhookEvents.publish(tx, {
-        type: "managed_agent.alert",
+    const [row] = await tx
+      .insert(agentAlerts)
+      .values({
+        id: newId("agentAlert"),
         organizationId: agent.organizationId,
-        data: { ...view, agent_name: agent.name },
-      });
-      await this.enqueueNotices(tx, agent.organizationId, row.id, notify);
-      return view;
+        agentId: agent.id,
+        ruleId: alert.rule?.id ?? null,
+        kind: alert.kind,
+        message: alert.message,
+        details: alert.details,
+      })
+      .onConflictDoNothing()
+      .returning();
+    if (!row) return undefined;
+    const view = toAlertView(row);
+    await recordAudit(
+      tx,
+      { actor: { type: "system", id: "steward" } },
+      {
+        organizationId: agent.organizationId,
+        action: "managed_agent.alert_fired",
+        resourceType: "managed_agent",
+        resourceId: agent.id,
+        details: { alert_id: row.id, kind: alert.kind, rule_id: row.ruleId },
+      },
+    );
+    await this.webhookEvents.publish(tx, {
+      type: "managed_agent.alert",
+      organizationId: agent.organizationId,
+      data: { ...view, agent_name: agent.name },
     });
-    if (!fired) return false;
+    await this.enqueueNotices(tx, agent.organizationId, row.id, notify);
+    return { view, notified: notify.length > 0 };
+  }
+
+  /** The half of firing that follows the commit: the live event, and the delivery worker woken for notices. */
+  announce(agent: Pick<ManagedAgentRow, "id" | "organizationId">, fired: FiredAlert): void {
     this.events.publish({
       type: "alert",
       agent_id: agent.id,
       organization_id: agent.organizationId,
-      alert: fired,
+      alert: fired.view,
     });
-    if (notify.length > 0) this.wakeDelivery();
-    return true;
+    if (fired.notified) this.wakeDelivery();
   }
 
   /** Closes the agent's open alerts of these kinds (the condition has cleared). */

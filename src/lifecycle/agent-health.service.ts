@@ -210,20 +210,22 @@ export class AgentHealthService {
           `missed ${missed} heartbeats`,
           STEWARD,
         );
-        return { ...failed, wasUnhealthy: current.health === "unhealthy" };
+        // Committed with the state change: a failed agent always has its alert.
+        const alert = await this.alerts.record(tx, failed.row, {
+          kind: "missed_heartbeats",
+          rule: null,
+          message: `no heartbeat for ${missed} intervals of ${agent.heartbeatIntervalS} s; the agent is marked failed`,
+          details: {
+            missed_heartbeats: missed,
+            last_heartbeat_at: agent.lastHeartbeatAt?.toISOString() ?? null,
+          },
+        });
+        return { ...failed, alert, wasUnhealthy: current.health === "unhealthy" };
       });
       if (!changed) return;
       if (!changed.wasUnhealthy) this.publishHealth(agent, "unhealthy", missed);
       this.events.publish(changed.event);
-      await this.alerts.fire(changed.row, {
-        kind: "missed_heartbeats",
-        rule: null,
-        message: `no heartbeat for ${missed} intervals of ${agent.heartbeatIntervalS} s; the agent is marked failed`,
-        details: {
-          missed_heartbeats: missed,
-          last_heartbeat_at: agent.lastHeartbeatAt?.toISOString() ?? null,
-        },
-      });
+      if (changed.alert) this.alerts.announce(changed.row, changed.alert);
       return;
     }
     if (missed >= this.policy.unhealthyAfter && agent.health !== "unhealthy") {
