@@ -168,10 +168,11 @@ describe("dashboard: approvals and jobs", () => {
     });
     expect(elsewhere.statusCode, elsewhere.body).toBe(200);
     await page.getByRole("button", { name: "Reject" }).click();
+    // The page reloads the request and shows its outcome; the refusal stays beside it.
+    await page.getByRole("region", { name: "Outcome" }).waitFor();
     await expect
       .poll(() => page.getByRole("alert").first().textContent(), WAIT)
       .toBe(`Already decided: approval ${exportCall.approval_id} is already approved.`);
-    await page.getByRole("region", { name: "Outcome" }).waitFor();
     await page.context().close();
   }, 90_000);
 

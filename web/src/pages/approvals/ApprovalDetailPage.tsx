@@ -5,7 +5,7 @@ import { Empty, ResourceView } from "../../components/States";
 import { StatusBadge } from "../../components/StatusBadge";
 import type { ApprovalDetail, DecisionAnswer } from "./approval-types";
 import { DecisionForm } from "./DecisionForm";
-import { DecisionNotice } from "./DecisionNotice";
+import { DecisionNotice, DecisionRefusal } from "./DecisionNotice";
 import { DecisionOutcome } from "./DecisionOutcome";
 import { DecisionsTable } from "./DecisionsTable";
 import { RequestFacts } from "./RequestFacts";
@@ -20,6 +20,7 @@ export function ApprovalDetailPage() {
   const { id = "" } = useParams();
   const approval = useResource<ApprovalDetail>(`/approvals/${encodeURIComponent(id)}`);
   const [answer, setAnswer] = useState<DecisionAnswer>();
+  const [refusal, setRefusal] = useState<string>();
   const { data, reload } = approval;
   const reloadWhilePending = useCallback(() => {
     if (data?.status === "pending") reload();
@@ -37,11 +38,16 @@ export function ApprovalDetailPage() {
           <ApprovalView
             approval={request}
             answer={answer}
+            refusal={refusal}
             onDecided={(next) => {
               setAnswer(next);
+              setRefusal(undefined);
               reload();
             }}
-            onStale={reload}
+            onStale={(message) => {
+              setRefusal(message);
+              reload();
+            }}
           />
         )}
       </ResourceView>
@@ -52,13 +58,15 @@ export function ApprovalDetailPage() {
 function ApprovalView({
   approval,
   answer,
+  refusal,
   onDecided,
   onStale,
 }: {
   approval: ApprovalDetail;
   answer?: DecisionAnswer;
+  refusal?: string;
   onDecided: (answer: DecisionAnswer) => void;
-  onStale: () => void;
+  onStale: (refusal: string) => void;
 }) {
   const agentName = useResource<{ name: string }>(`/external-agents/${approval.external_agent_id}`).data
     ?.name;
@@ -68,6 +76,7 @@ function ApprovalView({
         <StatusBadge status={approval.status} /> <code>{approval.id}</code>
       </p>
       {answer?.approval.id === approval.id && <DecisionNotice answer={answer} />}
+      <DecisionRefusal refusal={refusal} />
       <div className="grid">
         <section className="panel" aria-labelledby="request-heading">
           <h2 id="request-heading">Request</h2>

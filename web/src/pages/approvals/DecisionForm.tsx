@@ -18,8 +18,11 @@ export function DecisionForm({
 }: {
   approval: Pick<Approval, "id">;
   onDecided: (answer: DecisionAnswer) => void;
-  /** The request changed under us (decided elsewhere, expired): the caller should load it again. */
-  onStale: () => void;
+  /**
+   * The request changed under us (decided elsewhere, expired). The caller shows why and loads it
+   * again; reloading usually removes this form, so the refusal cannot live in it.
+   */
+  onStale: (refusal: string) => void;
 }) {
   const api = useApi();
   const [reason, setReason] = useState("");
@@ -38,8 +41,11 @@ export function DecisionForm({
       setReason("");
       onDecided(answer);
     } catch (failure) {
-      setError(failure);
-      if (failure instanceof ApiError && (failure.status === 409 || failure.status === 410)) onStale();
+      if (failure instanceof ApiError && (failure.status === 409 || failure.status === 410)) {
+        onStale(decisionErrorMessage(failure));
+      } else {
+        setError(failure);
+      }
     } finally {
       setSending(null);
     }

@@ -17,3 +17,13 @@ export function DecisionNotice({
     </p>
   );
 }
+
+/** Why a decision did not count: the request was decided elsewhere or expired meanwhile. */
+export function DecisionRefusal({ refusal }: { refusal?: string }) {
+  if (refusal === undefined) return null;
+  return (
+    <p className="decision-error" role="alert">
+      {refusal}
+    </p>
+  );
+}

@@ -15,7 +15,7 @@ export function PendingRequestCard({
   approval: Approval;
   agentName: string;
   onDecided: (answer: DecisionAnswer) => void;
-  onStale: () => void;
+  onStale: (refusal: string) => void;
 }) {
   const headingId = useId();
   return (

@@ -4,6 +4,7 @@ import { useInterval, useResource } from "../../api/hooks";
 import { Pagination } from "../../components/Pagination";
 import { ResourceView } from "../../components/States";
 import type { Approval, DecisionAnswer } from "./approval-types";
+import { DecisionRefusal } from "./DecisionNotice";
 import { PendingRequestCard } from "./PendingRequestCard";
 import { useAgentNames } from "./useAgentNames";
 
@@ -14,6 +15,7 @@ const REFRESH_MS = 15_000;
 /** The requests waiting for a decision, newest first, each with its decision form. */
 export function PendingRequests({ onDecided }: { onDecided: (answer: DecisionAnswer) => void }) {
   const [page, setPage] = useState(1);
+  const [refusal, setRefusal] = useState<string>();
   const pending = useResource<Page<Approval>>("/approvals", { status: "pending", page, limit: PAGE_SIZE });
   const names = useAgentNames(pending.data?.items.map((item) => item.external_agent_id) ?? []);
   useInterval(pending.reload, REFRESH_MS);
@@ -22,7 +24,12 @@ export function PendingRequests({ onDecided }: { onDecided: (answer: DecisionAns
     // The last card of a later page went away: step back rather than show an empty page.
     if (page > 1 && pending.data?.items.length === 1) setPage(page - 1);
     else pending.reload();
+    setRefusal(undefined);
     onDecided(answer);
+  };
+  const stale = (message: string) => {
+    setRefusal(message);
+    pending.reload();
   };
 
   return (
@@ -31,6 +38,7 @@ export function PendingRequests({ onDecided }: { onDecided: (answer: DecisionAns
         Waiting for a decision
         {pending.data && <span className="approval-count"> ({pending.data.total})</span>}
       </h2>
+      <DecisionRefusal refusal={refusal} />
       <ResourceView
         resource={pending}
         isEmpty={(data) => data.total === 0}
@@ -45,7 +53,7 @@ export function PendingRequests({ onDecided }: { onDecided: (answer: DecisionAns
                     approval={approval}
                     agentName={names[approval.external_agent_id] ?? approval.external_agent_id}
                     onDecided={decided}
-                    onStale={pending.reload}
+                    onStale={stale}
                   />
                 </li>
               ))}
