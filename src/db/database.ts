@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { DatabaseConfig } from "../config.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import * as schema from "./schema.js";
+import { preparingClient, StatementCache } from "./statement-cache.js";
 
 export type Db = NodePgDatabase<typeof schema>;
 /** A database handle or an open transaction: services accept either. */
@@ -32,7 +33,8 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number(value));
 export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<Database> {
   if (config.kind === "embedded") {
     const embedded = await startEmbeddedPostgres(config.dataDir);
-    // PGlite is a single session: one connection, queries queue in the pool.
+    // PGlite is a single session: one connection, queries queue in the pool. No prepared
+    // statements: a replacement connection would find the old one's still there in the session.
     const pool = new pg.Pool({ ...embedded.connection, max: 1 });
     return wrap(pool, "embedded", "public", logger, embedded.stop);
   }
@@ -41,6 +43,7 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
     max: config.poolSize,
     options: `-c search_path=${config.schema}`,
     connectionTimeoutMillis: 5_000,
+    ...(config.preparedStatements !== false && { Client: preparingClient(new StatementCache()) }),
   });
   return wrap(pool, "postgres", config.schema, logger, async () => {});
 }

@@ -21,3 +21,22 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
 export function isForeignKeyViolation(error: unknown): boolean {
   return postgresError(error)?.code === FOREIGN_KEY_VIOLATION;
 }
+
+/**
+ * True when a transaction was rolled back for colliding with another (a deadlock, or a
+ * serialization failure): run again, it normally succeeds.
+ */
+export function isTransactionConflict(error: unknown): boolean {
+  const code = postgresError(error)?.code;
+  return code === "40P01" || code === "40001";
+}
+
+/**
+ * True when the database refused what a statement held (SQLSTATE class 22, data
+ * exception, or 23, integrity constraint) rather than failing as a whole: written
+ * again without the offending row, the rest would succeed.
+ */
+export function isRowRefusal(error: unknown): boolean {
+  const code = postgresError(error)?.code;
+  return code !== undefined && (code.startsWith("22") || code.startsWith("23"));
+}

@@ -26,41 +26,55 @@ export async function runMigrations(
   dir = MIGRATIONS_DIR,
 ): Promise<MigrationResult> {
   const client = await pool.connect();
+  const lockKey = `steward_migrations:${schema}`;
+  // Each step is one transaction holding a transaction-level lock (never a session lock, which
+  // PgBouncer in transaction mode could leave held on a server connection someone else gets).
+  const locked = async <T>(step: () => Promise<T>): Promise<T> => {
+    await client.query("BEGIN");
+    try {
+      await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [lockKey]);
+      await client.query(`SET LOCAL search_path TO "${schema}"`);
+      const result = await step();
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK");
+      throw error;
+    }
+  };
   const applied: string[] = [];
   try {
-    // Lock before anything else: two first starts racing on CREATE SCHEMA would collide.
-    await client.query("SELECT pg_advisory_lock(hashtext($1))", [`steward_migrations:${schema}`]);
-    try {
+    // Under the lock: two first starts racing on CREATE SCHEMA would collide.
+    await locked(async () => {
       await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-      await client.query(`SET search_path TO "${schema}"`);
       await client.query(
-        `CREATE TABLE IF NOT EXISTS steward_migrations (
+        `CREATE TABLE IF NOT EXISTS "${schema}".steward_migrations (
            version text PRIMARY KEY,
            applied_at timestamptz NOT NULL DEFAULT now()
          )`,
       );
-      const { rows } = await client.query<{ version: string }>("SELECT version FROM steward_migrations");
-      const done = new Set(rows.map((row) => row.version));
-      const files = await listMigrations(dir);
-      for (const file of files) {
-        const version = file.replace(/\.sql$/, "");
-        if (done.has(version)) continue;
-        const sql = await readFile(`${dir}/${file}`, "utf8");
-        await client.query("BEGIN");
+    });
+    const files = await listMigrations(dir);
+    for (const file of files) {
+      const version = file.replace(/\.sql$/, "");
+      const sql = await readFile(`${dir}/${file}`, "utf8");
+      const ran = await locked(async () => {
+        // Read under the lock: another replica may have applied it a moment ago.
+        const { rowCount } = await client.query("SELECT 1 FROM steward_migrations WHERE version = $1", [
+          version,
+        ]);
+        if (rowCount) return false;
         try {
           await client.query(sql);
-          await client.query("INSERT INTO steward_migrations (version) VALUES ($1)", [version]);
-          await client.query("COMMIT");
         } catch (error) {
-          await client.query("ROLLBACK");
           throw new Error(`migration ${file} failed: ${(error as Error).message}`, { cause: error });
         }
-        applied.push(version);
-      }
-      return { applied, alreadyApplied: files.length - applied.length };
-    } finally {
-      await client.query("SELECT pg_advisory_unlock(hashtext($1))", [`steward_migrations:${schema}`]);
+        await client.query("INSERT INTO steward_migrations (version) VALUES ($1)", [version]);
+        return true;
+      });
+      if (ran) applied.push(version);
     }
+    return { applied, alreadyApplied: files.length - applied.length };
   } finally {
     client.release();
   }

@@ -59,3 +59,24 @@ describe("scripts/run-migrations.sh", () => {
     await expect(script({})).rejects.toMatchObject({ code: 2 });
   });
 });
+
+describe("steward migrate from replicas starting together", () => {
+  it("applies each migration exactly once, and every start ends on the full schema", async () => {
+    const schema = uniqueSchema();
+    const pools = Array.from(
+      { length: 3 },
+      () => new pg.Pool({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema}`, max: 1 }),
+    );
+    try {
+      const results = await Promise.all(pools.map((each) => runMigrations(each, schema)));
+      const files = await listMigrations();
+      expect(results.flatMap((result) => result.applied).sort()).toEqual(
+        files.map((file) => file.replace(/\.sql$/, "")),
+      );
+      const { rows } = await (pools[0] as pg.Pool).query("SELECT count(*)::int AS n FROM steward_migrations");
+      expect(rows[0].n).toBe(files.length);
+    } finally {
+      await Promise.all(pools.map((each) => each.end()));
+    }
+  });
+});
