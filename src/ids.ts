@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { pooledRandomBytes } from "./crypto/random-pool.js";
 
 /** Resource kinds and the prefix their ids carry, so an id says what it is. */
 export const ID_PREFIXES = {
@@ -32,7 +32,7 @@ export function newId(kind: IdKind, now: number = Date.now()): string {
   for (let i = 0, rest = now; i < 10; i++, rest = Math.floor(rest / 32)) {
     time = CROCKFORD[rest % 32] + time;
   }
-  const random = randomBytes(10);
+  const random = pooledRandomBytes(10);
   let randomPart = "";
   // 80 bits → 16 characters of 5 bits each, read five bytes (40 bits) at a time.
   for (let offset = 0; offset < 10; offset += 5) {

@@ -1,6 +1,7 @@
 import { and, arrayContains, desc, eq, ilike, ne, or, type SQL, sql } from "drizzle-orm";
 import { approvalConfigErrors } from "../approvals/triggers/config-errors.js";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
+import { TtlCache } from "../cache/ttl-cache.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { Db } from "../db/database.js";
 import { isUniqueViolation } from "../db/errors.js";
@@ -39,15 +40,31 @@ function nameConflict(name: string): AppError {
   });
 }
 
+const invocableKey = (organizationId: string, id: string) => `${organizationId}/${id}`;
+
 /** `%` and `_` in a search term are literal characters, not wildcards. */
 function likePattern(term: string): string {
   return `%${term.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
 }
 
+/** An agent with its credentials unsealed, as a call to it needs them. */
+interface InvocableAgent {
+  row: ExternalAgentRow;
+  authConfig: Record<string, unknown>;
+}
+
+/**
+ * How long an agent read for a call is reused. A change made through this process
+ * applies at once; other replicas pick it up within this time.
+ */
+const INVOCABLE_AGENT_TTL_MS = 2_000;
+
 /** The external-agent registry. Every method is scoped to one organization. */
 export class ExternalAgentService {
   /** Run on every invocation: prepared once, so the query is not rebuilt each time. */
   private readonly findForInvocation;
+  /** Read and unsealed once for a burst of calls, not once per call. */
+  private readonly invocable = new TtlCache<InvocableAgent>(INVOCABLE_AGENT_TTL_MS);
 
   constructor(
     private readonly db: Db,
@@ -158,18 +175,17 @@ export class ExternalAgentService {
    * A credential that fails to decrypt (wrong key, tampered row) throws: no call goes
    * out with a garbled secret.
    */
-  async loadForInvocation(
-    organizationId: string,
-    id: string,
-  ): Promise<{ row: ExternalAgentRow; authConfig: Record<string, unknown> }> {
-    const [row] = await this.findForInvocation.execute({ id, organizationId });
-    if (!row) throw new NotFoundError("external agent", id);
-    const spec = AUTH_CONFIG_SPECS[row.authType as AuthType];
-    const authConfig = unsealSecrets(row.authConfig, spec.secretPaths, this.box, {
-      agentId: row.id,
-      section: "auth_config",
+  loadForInvocation(organizationId: string, id: string): Promise<InvocableAgent> {
+    return this.invocable.get(invocableKey(organizationId, id), async () => {
+      const [row] = await this.findForInvocation.execute({ id, organizationId });
+      if (!row) throw new NotFoundError("external agent", id);
+      const spec = AUTH_CONFIG_SPECS[row.authType as AuthType];
+      const authConfig = unsealSecrets(row.authConfig, spec.secretPaths, this.box, {
+        agentId: row.id,
+        section: "auth_config",
+      });
+      return { row, authConfig };
     });
-    return { row, authConfig };
   }
 
   /**
@@ -223,6 +239,7 @@ export class ExternalAgentService {
         });
         return updated;
       });
+      this.invocable.invalidate(invocableKey(organizationId, id));
       return toAgentView(row);
     } catch (error) {
       if (isUniqueViolation(error, NAME_CONSTRAINT)) throw nameConflict(patch.name ?? "");
@@ -252,6 +269,7 @@ export class ExternalAgentService {
         resourceId: id,
       });
     });
+    this.invocable.invalidate(invocableKey(organizationId, id));
   }
 
   /** Validates a PATCH against the stored agent and returns the columns to write. */

@@ -1,5 +1,6 @@
 import { and, count, desc, eq, isNull, sql } from "drizzle-orm";
 import { type Actor, type RequestContext, recordAudit } from "../audit/audit.js";
+import { TtlCache } from "../cache/ttl-cache.js";
 import type { Db } from "../db/database.js";
 import { selectRows } from "../db/paginate.js";
 import { type ApiKeyRow, apiKeys } from "../db/schema.js";
@@ -26,9 +27,17 @@ export interface CreatedApiKey {
 
 export const SYSTEM_ACTOR: Actor = { type: "system", id: "steward" };
 
+/**
+ * How long a verified key is trusted without asking the database again. A revocation
+ * made through this process applies at once; other replicas honour it within this time.
+ */
+const VERIFIED_KEY_TTL_MS = 2_000;
+
 export class ApiKeyService {
   /** Run on every request: prepared once, so the query is not rebuilt each time. */
   private readonly findActiveByHash;
+  /** Active keys by hash, so a busy client's requests do not each read the database. */
+  private readonly activeKeys = new TtlCache<ApiKeyRow | undefined>(VERIFIED_KEY_TTL_MS);
 
   constructor(private readonly db: Db) {
     this.findActiveByHash = db
@@ -121,7 +130,13 @@ export class ApiKeyService {
 
   /** The principal a presented key stands for, or null if it is unknown, revoked or expired. */
   async authenticate(key: string, now = new Date()): Promise<Principal | null> {
-    const [row] = await this.findActiveByHash.execute({ keyHash: hashApiKey(key) });
+    const keyHash = hashApiKey(key);
+    const row = await this.activeKeys.get(keyHash, async () => {
+      const [found] = await this.findActiveByHash.execute({ keyHash });
+      return found;
+    });
+    // Unknown keys are not remembered: guessing would only fill the cache.
+    if (!row) this.activeKeys.invalidate(keyHash);
     if (!row || (row.expiresAt && row.expiresAt <= now)) return null;
     return {
       type: "api_key",
@@ -157,5 +172,6 @@ export class ApiKeyService {
         details: { prefix: row.prefix },
       });
     });
+    this.activeKeys.clear();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * A short-lived read-through cache for what the invoke path reads on every call but
- * rarely changes (organization settings, policies, approval rules, webhook
- * subscriptions), keyed by organization.
+ * rarely changes (API keys, agents, organization settings, policies, approval rules,
+ * webhook subscriptions).
  *
  * Writes made through this process invalidate their key at once. Other replicas learn of
  * a change only when their entry expires: a change takes effect everywhere within the
@@ -54,5 +54,10 @@ export class TtlCache<T> {
   /** Forgets an organization's entry; call after a write has committed. */
   invalidate(key: string): void {
     this.entries.delete(key);
+  }
+
+  /** Forgets every entry, for a write whose key is not known (a revoked API key's hash). */
+  clear(): void {
+    this.entries.clear();
   }
 }

@@ -4,6 +4,7 @@ import { type Agent, request as undiciRequest } from "undici";
 import type { AuthType } from "../agents/agent-kinds.js";
 import { httpUrlProblem } from "../agents/http-url.js";
 import { retryAfterMs } from "../http/retry-after.js";
+import { closeBefore } from "../shutdown.js";
 import { STEWARD_VERSION } from "../version.js";
 import { type AddressGuard, createGuardedAgent, isBlockedDestination } from "./address-guard.js";
 import { decodeBody, ResponseTooLargeError, readCappedBody, transportErrorCode } from "./http-exchange.js";
@@ -158,8 +159,9 @@ export class AgentClient {
   }
 
   /** Closes the connections; calls after this fail. */
-  async close(): Promise<void> {
-    await this.#dispatcher.close();
+  /** Waits for calls under way, or cuts them once `deadline` passes. */
+  async close(deadline?: AbortSignal): Promise<void> {
+    await closeBefore(this.#dispatcher, deadline);
   }
 
   /** Full jitter: uniform in [0, min(max, base · 2^(n−1))], so retrying callers spread out. */

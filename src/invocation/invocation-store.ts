@@ -1,32 +1,8 @@
-import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, or, type SQL, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import type { Db, DbOrTx } from "../db/database.js";
-import { isUniqueViolation } from "../db/errors.js";
 import { type InvocationRow, invocations } from "../db/schema.js";
 import { NotFoundError } from "../errors.js";
-import { chainHeadUpdate, placeInChain } from "../lineage/lineage-chain.js";
-import { REDACTED_VALUES } from "../lineage/lineage-hash.js";
-
-/** What an invocation's outcome sets when it becomes final: its status, and whatever else it learned. */
-export type InvocationOutcome = Pick<InvocationRow, "status"> &
-  Partial<
-    Pick<
-      InvocationRow,
-      | "responseStatus"
-      | "responseBody"
-      | "errorMessage"
-      | "durationMs"
-      | "costUsd"
-      | "degraded"
-      | "degradedReasons"
-      | "governance"
-      | "policyIds"
-      | "estimatedCost"
-    >
-  > & {
-    /** Governance refusals give the key back, so a retry after the limit resets is a new call. */
-    releaseIdempotencyKey?: boolean;
-  };
 
 const COLUMNS = Object.entries(getTableColumns(invocations)) as Array<[keyof InvocationRow, PgColumn]>;
 const COLUMN_OF = new Map(COLUMNS);
@@ -56,6 +32,7 @@ const FINAL_COLUMNS: Array<keyof InvocationRow> = [
   "responseStatus",
   "durationMs",
   "estimatedCost",
+  "reservedCost",
   "costUsd",
   "degraded",
   "degradedReasons",
@@ -71,36 +48,65 @@ const FINAL_COLUMNS: Array<keyof InvocationRow> = [
 ];
 
 /**
- * Writes of invocation rows. The store keeps each call's row in memory and writes it
- * with plain statements: this is the invoke hot path, and the in-memory row is also
- * what the lineage hash is computed from.
+ * Rows as one JSON parameter keyed by column name, for `json_populate_recordset`: a
+ * batch of calls is one bound value the database unpacks, rather than thousands of
+ * parameters to bind one by one.
+ */
+function recordset(rows: readonly InvocationRow[]): SQL {
+  const records = rows.map((row) => {
+    const record: Record<string, unknown> = {};
+    for (const [key, column] of COLUMNS) record[column.name] = row[key];
+    return record;
+  });
+  return sql`json_populate_recordset(NULL::invocations, ${JSON.stringify(records)}::json)`;
+}
+
+/** Rows are written in id order, as every batch does, so two writers cannot deadlock on them. */
+const byId = (a: InvocationRow, b: InvocationRow) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * Reads and writes of invocation rows. Calls are written twice — when their budget is
+ * reserved and when they become final — in batches (see InvocationJournal): this is the
+ * invoke hot path, and the in-memory row is also what the lineage hash is computed from.
  */
 export class InvocationStore {
   constructor(private readonly db: Db) {}
 
   /**
-   * Records a call as it starts. With an idempotency key already taken, answers the
-   * row that holds it instead.
+   * Records running calls; a call whose idempotency key another call already holds is
+   * left out. Answers the ids that were recorded.
    */
-  async start(row: InvocationRow): Promise<{ row: InvocationRow; duplicate: boolean }> {
-    const names = sql.join(
-      COLUMNS.map(([, column]) => sql.identifier(column.name)),
-      sql`, `,
-    );
-    const values = sql.join(
-      COLUMNS.map(([key, column]) => sql`${encode(column, row[key])}`),
-      sql`, `,
-    );
-    try {
-      await this.db.execute(sql`INSERT INTO invocations (${names}) VALUES (${values})`);
-      return { row, duplicate: false };
-    } catch (error) {
-      if (row.idempotencyKey && isUniqueViolation(error, "invocations_idempotency_key")) {
-        const existing = await this.findByIdempotencyKey(row.organizationId, row.idempotencyKey);
-        if (existing) return { row: existing, duplicate: true };
-      }
-      throw error;
-    }
+  async insertRunning(tx: DbOrTx, rows: readonly InvocationRow[]): Promise<Set<string>> {
+    const inserted = await tx.execute<{ id: string }>(sql`
+      INSERT INTO invocations SELECT * FROM ${recordset(rows)}
+      ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING id`);
+    return new Set(inserted.rows.map((row) => row.id));
+  }
+
+  /**
+   * Writes final calls placed in the lineage chain, with the chain heads' move: a call
+   * recorded while running gets its outcome, any other is recorded whole. Answers the
+   * ids of calls erased (GDPR) while they were in flight: that erasure wins over the
+   * answer written now, and the component hashes, taken from the content, keep the
+   * chain sound.
+   */
+  async writeFinal(tx: DbOrTx, placed: readonly InvocationRow[], chainHeads: SQL): Promise<Set<string>> {
+    const written = await tx.execute<{ id: string; redacted: boolean }>(sql`
+      WITH head AS (${chainHeads})
+      INSERT INTO invocations SELECT * FROM ${recordset([...placed].sort(byId))}
+      ON CONFLICT (id) DO UPDATE
+         SET ${sql.join(
+           FINAL_COLUMNS.map((key) => {
+             const name = sql.identifier((COLUMN_OF.get(key) as PgColumn).name);
+             return sql`${name} = EXCLUDED.${name}`;
+           }),
+           sql`, `,
+         )},
+             response_body = CASE WHEN invocations.redacted_at IS NULL THEN EXCLUDED.response_body END,
+             error_message = CASE WHEN invocations.redacted_at IS NULL THEN EXCLUDED.error_message END
+      RETURNING id, redacted_at IS NOT NULL AS redacted`);
+    return new Set(written.rows.filter((row) => row.redacted).map((row) => row.id));
   }
 
   async get(organizationId: string, id: string): Promise<InvocationRow> {
@@ -112,53 +118,34 @@ export class InvocationStore {
     return row;
   }
 
+  /** The rows holding the idempotency keys of `rows`, by `<organization id>/<key>`. */
+  async findIdempotencyHolders(
+    tx: DbOrTx,
+    rows: readonly InvocationRow[],
+  ): Promise<Map<string, InvocationRow>> {
+    if (rows.length === 0) return new Map();
+    const holders = await tx
+      .select()
+      .from(invocations)
+      .where(
+        or(
+          ...rows.map((row) =>
+            and(
+              eq(invocations.organizationId, row.organizationId),
+              eq(invocations.idempotencyKey, row.idempotencyKey as string),
+            ),
+          ),
+        ),
+      );
+    return new Map(holders.map((holder) => [`${holder.organizationId}/${holder.idempotencyKey}`, holder]));
+  }
+
   async findByIdempotencyKey(organizationId: string, key: string): Promise<InvocationRow | undefined> {
     const [row] = await this.db
       .select()
       .from(invocations)
       .where(and(eq(invocations.organizationId, organizationId), eq(invocations.idempotencyKey, key)));
     return row;
-  }
-
-  /**
-   * Makes an invocation final: runs `alongside` (budget settlement, queued deliveries),
-   * takes the next place in the lineage chain and writes the outcome, all in one
-   * transaction — so a response never refers to a record, a settlement or a delivery
-   * that is not there.
-   */
-  async finish(
-    running: InvocationRow,
-    outcome: InvocationOutcome,
-    alongside?: (tx: DbOrTx, final: InvocationRow) => Promise<Partial<InvocationRow> | undefined>,
-  ): Promise<InvocationRow> {
-    const { releaseIdempotencyKey, ...columns } = outcome;
-    const final: InvocationRow = {
-      ...running,
-      ...columns,
-      completedAt: new Date(),
-      idempotencyKey: releaseIdempotencyKey ? null : running.idempotencyKey,
-    };
-    return this.db.transaction(async (tx) => {
-      // What `alongside` adds (delivery state) lies outside the hashed content. It runs
-      // first: placing takes the organization's chain lock, held until commit.
-      const extra = await alongside?.(tx, final);
-      const placed = { ...(await placeInChain(tx, final)), ...extra };
-      // An erasure (GDPR) that landed while the call was in flight wins over the answer
-      // written now; the component hashes, taken from the content, keep the chain sound.
-      const written = await tx.execute<{ redacted: boolean }>(sql`
-        WITH head AS (${chainHeadUpdate(placed)})
-        UPDATE invocations
-           SET ${assignments(placed, FINAL_COLUMNS)},
-               response_body = CASE WHEN redacted_at IS NULL THEN ${encode(
-                 COLUMN_OF.get("responseBody") as PgColumn,
-                 placed.responseBody,
-               )}::jsonb END,
-               error_message = CASE WHEN redacted_at IS NULL THEN ${placed.errorMessage}::text END
-         WHERE id = ${placed.id}
-        RETURNING redacted_at IS NOT NULL AS redacted`);
-      // The answer of an erased call is not kept, so it is not handed on either.
-      return written.rows[0]?.redacted ? { ...placed, ...REDACTED_VALUES } : placed;
-    });
   }
 
   /**
@@ -189,13 +176,6 @@ export class InvocationStore {
       sql`UPDATE invocations SET ${assignments(held, ["status", "governance", "degraded", "degradedReasons", "policyIds"])} WHERE id = ${held.id}`,
     );
     return held;
-  }
-
-  /** Marks the reservation a call holds, in the reservation's own transaction. */
-  async setReservedCost(tx: DbOrTx, id: string, amount: number): Promise<void> {
-    await tx.execute(
-      sql`UPDATE invocations SET reserved_cost = ${amount}, estimated_cost = ${amount} WHERE id = ${id}`,
-    );
   }
 
   async findParentBySpan(organizationId: string, traceId: string, spanId: string): Promise<string | null> {

@@ -5,9 +5,7 @@ import type { BudgetConfig, RateLimitConfig } from "../agents/governance-config.
 import type { RequestContext } from "../audit/audit.js";
 import type { Principal } from "../auth/permissions.js";
 import type { StewardEnv } from "../config.js";
-import type { DbOrTx } from "../db/database.js";
 import type { ApprovalRow, ExternalAgentRow, InvocationRow } from "../db/schema.js";
-import type { InvocationOutbox } from "../delivery/invocation-outbox.js";
 import { AppError } from "../errors.js";
 import {
   type BudgetService,
@@ -15,6 +13,7 @@ import {
   estimateCost,
   type Reservation,
   roundMoney,
+  type Settlement,
 } from "../governance/budget/budget.service.js";
 import { periodWindow } from "../governance/budget/budget-period.js";
 import type { PolicyService } from "../governance/policies/policy.service.js";
@@ -32,8 +31,9 @@ import type { GovernanceOutcome, InvocationMetrics } from "../observability/metr
 import type { AgentClient } from "./agent-client.js";
 import type { ApprovalGate } from "./approval-gate.js";
 import type { CallerIdentity } from "./caller-identity.js";
+import type { InvocationJournal } from "./invocation-journal.js";
 import type { GovernanceRecord } from "./invocation-response.js";
-import type { InvocationOutcome, InvocationStore } from "./invocation-store.js";
+import type { InvocationStore } from "./invocation-store.js";
 import { storableText } from "./storable-text.js";
 import { continueTrace, formatTraceparent } from "./trace-context.js";
 
@@ -59,13 +59,13 @@ export interface InvokeCall {
 export interface InvocationDependencies {
   agents: ExternalAgentService;
   store: InvocationStore;
+  journal: InvocationJournal;
   settings: GovernanceSettingsService;
   policies: PolicyService;
   limiter: RateLimiter;
   budgets: BudgetService;
   approvals: ApprovalGate;
   client: AgentClient;
-  outbox: InvocationOutbox;
   metrics: InvocationMetrics;
   logger: Logger;
   environment: StewardEnv;
@@ -110,7 +110,7 @@ export class InvocationService {
     }
     if (call.idempotencyKey) {
       const existing = await store.findByIdempotencyKey(organizationId, call.idempotencyKey);
-      if (existing) return this.replay(existing, call);
+      if (existing) return replay(existing, call);
     }
 
     const now = this.clock();
@@ -119,7 +119,7 @@ export class InvocationService {
       ? await store.findParentBySpan(organizationId, trace.traceId, trace.parentSpanId)
       : null;
     const { identity } = call;
-    const started = await store.start({
+    const row: InvocationRow = {
       id: newId("invocation", now.getTime()),
       organizationId,
       externalAgentId: agent.id,
@@ -169,10 +169,9 @@ export class InvocationService {
       webhookDeliveryStatus: null,
       webhookDeliveryError: null,
       webhookDeliveredAt: null,
-    });
-    if (started.duplicate) return this.replay(started.row, call);
+    };
 
-    const invocation = new GovernedCall(this.deps, call, agent, started.row, now);
+    const invocation = new GovernedCall(this.deps, call, agent, row, now);
     try {
       const final = await invocation.run(authConfig, formatTraceparent(trace));
       this.deps.metrics.invocations.inc({ status: final.status });
@@ -238,25 +237,34 @@ export class InvocationService {
     }
     return held.close(approval.status === "rejected" ? "approval_rejected" : "approval_expired");
   }
-
-  /**
-   * The earlier call that holds this Idempotency-Key — only for the same credential,
-   * agent and request: a key reused for anything else is a conflict, and never a way
-   * to read another caller's result.
-   */
-  private replay(existing: InvocationRow, call: InvokeCall): InvocationRow {
-    const same =
-      existing.externalAgentId === call.agentId &&
-      existing.principalId === call.principal.id &&
-      canonicalJson(existing.requestBody) === canonicalJson(storableText(call.body));
-    if (!same) {
-      throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request", {
-        field: "idempotency-key",
-      });
-    }
-    return existing;
-  }
 }
+
+/**
+ * The earlier call that holds this Idempotency-Key — only for the same credential,
+ * agent and request: a key reused for anything else is a conflict, and never a way
+ * to read another caller's result.
+ */
+function replay(existing: InvocationRow, call: InvokeCall): InvocationRow {
+  const same =
+    existing.externalAgentId === call.agentId &&
+    existing.principalId === call.principal.id &&
+    canonicalJson(existing.requestBody) === canonicalJson(storableText(call.body));
+  if (!same) {
+    throw new AppError("CONFLICT", "This Idempotency-Key was used for a different request", {
+      field: "idempotency-key",
+    });
+  }
+  return existing;
+}
+
+/** What a call's end sets on its row. */
+type CallOutcome = Pick<InvocationRow, "status"> &
+  Partial<
+    Pick<InvocationRow, "responseStatus" | "responseBody" | "errorMessage" | "durationMs" | "costUsd">
+  > & {
+    /** Governance refusals give the key back, so a retry after the limit resets is a new call. */
+    releaseIdempotencyKey?: boolean;
+  };
 
 /** One call's walk through the governance steps, collecting what each decided. */
 class GovernedCall {
@@ -267,13 +275,15 @@ class GovernedCall {
   /** Held from reservation until settlement; a call that dies in between gives it back. */
   private reservation: Reservation | undefined;
   private target: BudgetTarget | undefined;
+  /** The call has a row in the database: from its reservation on, or held for approval. */
+  private stored = false;
   private finished = false;
 
   constructor(
     private readonly deps: InvocationDependencies,
     private readonly call: InvokeCall,
     private readonly agent: ExternalAgentRow,
-    private readonly row: InvocationRow,
+    private row: InvocationRow,
     private readonly now: Date,
   ) {}
 
@@ -339,9 +349,18 @@ class GovernedCall {
     };
     this.target = target;
     this.estimatedCost = roundMoney(estimateCost(target.agentBudget));
-    const reserved = await deps.budgets.reserve(target, this.estimatedCost, now, (tx) =>
-      deps.store.setReservedCost(tx, this.row.id, this.estimatedCost),
-    );
+    const opened = await deps.journal.open({
+      row: { ...this.row, estimatedCost: this.estimatedCost, reservedCost: this.estimatedCost },
+      budget: { target, amount: this.estimatedCost, now },
+    });
+    // Another request holds this Idempotency-Key: answer with that call instead.
+    if (opened.kind === "duplicate") {
+      this.finished = true;
+      return replay(opened.row, call);
+    }
+    this.stored = true;
+    this.row = opened.row;
+    const reserved = opened.budget;
     if (!reserved.allowed) {
       this.governance.budget = {
         allowed: false,
@@ -352,7 +371,6 @@ class GovernedCall {
       return this.refuse("budget_exceeded");
     }
     this.reservation = reserved.reservation;
-    this.row.reservedCost = this.estimatedCost;
     this.governance.budget = {
       allowed: true,
       degraded: reserved.degraded,
@@ -408,10 +426,7 @@ class GovernedCall {
     const settings = await this.deps.settings.get(this.agent.organizationId);
     if (!(await this.policyAllows(settings.policy_combining))) {
       const reservation = this.reservation;
-      return this.finish(
-        { status: "policy_denied" },
-        reservation ? (tx) => this.deps.budgets.release(tx, reservation) : undefined,
-      );
+      return this.finish({ status: "policy_denied" }, reservation && { kind: "release", reservation });
     }
     return this.execute(authConfig, traceparent);
   }
@@ -419,14 +434,12 @@ class GovernedCall {
   /** Ends a call that was turned down or ran out of time waiting, giving its reservation back. */
   close(status: "approval_rejected" | "approval_expired"): Promise<InvocationRow> {
     const reservation = this.reservation;
-    return this.finish(
-      { status },
-      reservation ? (tx) => this.deps.budgets.release(tx, reservation) : undefined,
-    );
+    return this.finish({ status }, reservation && { kind: "release", reservation });
   }
 
   /** Continues a held call from its stored record: what was decided and reserved before. */
   restore(row: InvocationRow, target: BudgetTarget): this {
+    this.stored = true;
     Object.assign(this.governance, row.governance);
     this.policyIds = row.policyIds;
     this.estimatedCost = row.estimatedCost;
@@ -497,7 +510,7 @@ class GovernedCall {
         durationMs: Math.round(result.durationMs),
         costUsd: cost,
       },
-      reservation && target ? (tx) => deps.budgets.settle(tx, reservation, cost, target, context) : undefined,
+      reservation && target && { kind: "settle", reservation, cost, target, context },
     );
   }
 
@@ -534,7 +547,7 @@ class GovernedCall {
       await this.finish(
         // Not the agent's failure: no platform notice, and the key is free for a retry.
         { status: "error", errorMessage: "internal error", releaseIdempotencyKey: true },
-        reservation ? (tx) => this.deps.budgets.release(tx, reservation) : undefined,
+        reservation && { kind: "release", reservation },
       );
     } catch (error) {
       this.deps.logger.error(
@@ -593,31 +606,25 @@ class GovernedCall {
     this.deps.metrics.governanceDecisions.inc({ outcome });
   }
 
-  private async finish(
-    outcome: Omit<
-      InvocationOutcome,
-      "governance" | "degraded" | "degradedReasons" | "policyIds" | "estimatedCost"
-    >,
-    settle?: (tx: DbOrTx) => Promise<void>,
-  ): Promise<InvocationRow> {
-    const { outbox } = this.deps;
-    const row = await this.deps.store.finish(
-      this.row,
-      {
-        ...outcome,
+  private async finish(outcome: CallOutcome, settlement?: Settlement): Promise<InvocationRow> {
+    const { releaseIdempotencyKey, ...columns } = outcome;
+    const row = await this.deps.journal.close({
+      row: {
+        ...this.row,
+        ...columns,
         governance: this.governance as Record<string, unknown>,
         degraded: this.degradedReasons.length > 0,
         degradedReasons: this.degradedReasons,
         policyIds: this.policyIds,
         estimatedCost: this.estimatedCost,
+        completedAt: new Date(),
+        // Only a recorded call holds its key; a call refused before that never claimed it.
+        idempotencyKey: releaseIdempotencyKey || !this.stored ? null : this.row.idempotencyKey,
       },
-      async (tx, final) => {
-        await settle?.(tx);
-        return outbox.queue(tx, final, this.agent);
-      },
-    );
+      settlement: settlement || undefined,
+      agent: this.agent,
+    });
     this.finished = true;
-    outbox.wake();
     return row;
   }
 }

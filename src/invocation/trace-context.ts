@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { pooledRandomBytes } from "../crypto/random-pool.js";
 
 /** W3C Trace Context for one invocation: continue the caller's trace, or start one. */
 export interface TraceContext {
@@ -13,7 +13,7 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
 const ALL_ZERO = /^0+$/;
 
 export function continueTrace(traceparent: string | undefined): TraceContext {
-  const spanId = randomBytes(8).toString("hex");
+  const spanId = pooledRandomBytes(8).toString("hex");
   const match = traceparent ? TRACEPARENT.exec(traceparent.trim().toLowerCase()) : null;
   // Version ff is forbidden and all-zero ids are invalid: such a header starts a new trace.
   if (
@@ -29,7 +29,7 @@ export function continueTrace(traceparent: string | undefined): TraceContext {
       sampled: (Number.parseInt(match[4] as string, 16) & 1) === 1,
     };
   }
-  return { traceId: randomBytes(16).toString("hex"), spanId, parentSpanId: null, sampled: true };
+  return { traceId: pooledRandomBytes(16).toString("hex"), spanId, parentSpanId: null, sampled: true };
 }
 
 /** The `traceparent` Steward sends on, naming its own span as the parent. */

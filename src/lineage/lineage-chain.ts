@@ -4,27 +4,46 @@ import { type InvocationRow, invocations, lineageChainHeads } from "../db/schema
 import { GENESIS_HASH, hashRecord, verifyRecord } from "./lineage-hash.js";
 
 /**
- * Gives a final invocation the next place in its organization's chain and its hashes,
- * inside the caller's transaction. The chain head row stays locked until that
- * transaction commits, so records of one organization take consecutive places even
- * across replicas; place records last in a transaction to hold the lock briefly. The
- * caller writes the returned row together with `chainHeadUpdate` of it.
+ * Gives final invocations the next places in their organizations' chains, in the order
+ * given, and their hashes, inside the caller's transaction. The chain head rows stay
+ * locked until that transaction commits, so records of one organization take
+ * consecutive places even across replicas; place records last in a transaction to hold
+ * the locks briefly. The caller writes the returned rows together with
+ * `chainHeadsUpdate` of them.
  */
-export async function placeInChain(tx: DbOrTx, row: InvocationRow): Promise<InvocationRow> {
-  const head = await tx.execute<{ last_seq: number; last_hash: string }>(sql`
+export async function placeInChains(tx: DbOrTx, rows: readonly InvocationRow[]): Promise<InvocationRow[]> {
+  // Heads are locked in organization order, as every batch does, so batches cannot deadlock.
+  const organizations = [...new Set(rows.map((row) => row.organizationId))].sort();
+  const heads = await tx.execute<{ organization_id: string; last_seq: number; last_hash: string }>(sql`
     INSERT INTO lineage_chain_heads (organization_id, last_seq, last_hash)
-    VALUES (${row.organizationId}, 0, ${GENESIS_HASH})
+    VALUES ${sql.join(
+      organizations.map((organizationId) => sql`(${organizationId}, 0, ${GENESIS_HASH})`),
+      sql`, `,
+    )}
     ON CONFLICT (organization_id) DO UPDATE SET last_seq = lineage_chain_heads.last_seq
-    RETURNING last_seq, last_hash`);
-  const { last_seq: lastSeq, last_hash: prevHash } = head.rows[0] as { last_seq: number; last_hash: string };
-  const placed = { ...row, chainSeq: lastSeq + 1, prevHash };
-  return { ...placed, ...hashRecord(placed, prevHash) };
+    RETURNING organization_id, last_seq, last_hash`);
+  const tips = new Map(
+    heads.rows.map((head) => [head.organization_id, { seq: head.last_seq, hash: head.last_hash }]),
+  );
+  return rows.map((row) => {
+    const tip = tips.get(row.organizationId) as { seq: number; hash: string };
+    const placed = { ...row, chainSeq: tip.seq + 1, prevHash: tip.hash };
+    const hashed = { ...placed, ...hashRecord(placed, tip.hash) };
+    tip.seq = hashed.chainSeq;
+    tip.hash = hashed.recordHash;
+    return hashed;
+  });
 }
 
-/** Moves the organization's chain head to a record placed by `placeInChain`. */
-export function chainHeadUpdate(placed: InvocationRow): SQL {
-  return sql`UPDATE lineage_chain_heads SET last_seq = ${placed.chainSeq}, last_hash = ${placed.recordHash}
-              WHERE organization_id = ${placed.organizationId}`;
+/** Moves each organization's chain head to the last of the records placed by `placeInChains`. */
+export function chainHeadsUpdate(placed: readonly InvocationRow[]): SQL {
+  const last = new Map(placed.map((row) => [row.organizationId, row]));
+  const values = [...last.values()].map(
+    (row) => sql`(${row.organizationId}, ${row.chainSeq}::bigint, ${row.recordHash})`,
+  );
+  return sql`UPDATE lineage_chain_heads AS head SET last_seq = tip.seq, last_hash = tip.hash
+              FROM (VALUES ${sql.join(values, sql`, `)}) AS tip (organization_id, seq, hash)
+             WHERE head.organization_id = tip.organization_id`;
 }
 
 export interface ChainVerification {

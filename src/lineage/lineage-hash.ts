@@ -10,17 +10,36 @@ import type { InvocationRow } from "../db/schema.js";
 
 export const GENESIS_HASH = "0".repeat(64);
 
-/** JSON with object keys sorted at every level, so equal values always hash equally. */
+/**
+ * JSON with object keys sorted at every level, so equal values always hash equally.
+ * Written as plain loops: every call is hashed with it, several times over.
+ */
 export function canonicalJson(value: unknown): string {
   if (value instanceof Date) return JSON.stringify(value.toISOString());
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (Array.isArray(value)) {
+    let json = "[";
+    for (let index = 0; index < value.length; index++) {
+      if (index > 0) json += ",";
+      json += canonicalJson(value[index]);
+    }
+    return `${json}]`;
+  }
   if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
+    return canonicalFields(value as Record<string, unknown>, Object.keys(value).sort());
   }
   return JSON.stringify(value ?? null);
+}
+
+/** `record` restricted to `sortedKeys` as canonical JSON; undefined members are left out. */
+function canonicalFields(record: Record<string, unknown>, sortedKeys: readonly string[]): string {
+  let json = "{";
+  for (const key of sortedKeys) {
+    const item = record[key];
+    if (item === undefined) continue;
+    if (json.length > 1) json += ",";
+    json += `${JSON.stringify(key)}:${canonicalJson(item)}`;
+  }
+  return `${json}}`;
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -79,8 +98,14 @@ const CORE_FIELDS = [
   "chainSeq",
 ] as const satisfies ReadonlyArray<keyof InvocationRow>;
 
-function hashFields(row: InvocationRow, fields: ReadonlyArray<keyof InvocationRow>): string {
-  return sha256(canonicalJson(Object.fromEntries(fields.map((field) => [field, row[field]]))));
+/** Each component's fields in key order, sorted once rather than for every record. */
+const IDENTITY_KEYS = [...IDENTITY_FIELDS].sort();
+const BODY_KEYS = [...BODY_FIELDS].sort();
+const CORE_KEYS = [...CORE_FIELDS].sort();
+
+/** The hash of the canonical JSON of the record's `sortedKeys` fields. */
+function hashFields(row: InvocationRow, sortedKeys: readonly string[]): string {
+  return sha256(canonicalFields(row as unknown as Record<string, unknown>, sortedKeys));
 }
 
 export interface RecordHashes {
@@ -91,8 +116,8 @@ export interface RecordHashes {
 
 /** Hashes a final record at its place in the chain (its `chainSeq` must be set). */
 export function hashRecord(row: InvocationRow, prevHash: string): RecordHashes {
-  const identityHash = hashFields(row, IDENTITY_FIELDS);
-  const bodyHash = hashFields(row, BODY_FIELDS);
+  const identityHash = hashFields(row, IDENTITY_KEYS);
+  const bodyHash = hashFields(row, BODY_KEYS);
   return { identityHash, bodyHash, recordHash: chainHash(prevHash, identityHash, bodyHash, row) };
 }
 
@@ -102,7 +127,7 @@ export function chainHash(
   bodyHash: string,
   row: InvocationRow,
 ): string {
-  return sha256(`${prevHash}\n${identityHash}\n${bodyHash}\n${hashFields(row, CORE_FIELDS)}`);
+  return sha256(`${prevHash}\n${identityHash}\n${bodyHash}\n${hashFields(row, CORE_KEYS)}`);
 }
 
 /**
@@ -111,8 +136,8 @@ export function chainHash(
  */
 export function verifyRecord(row: InvocationRow, prevHash: string): string | null {
   if (row.prevHash !== prevHash) return "prev_hash does not match the previous record";
-  let identityHash = hashFields(row, IDENTITY_FIELDS);
-  let bodyHash = hashFields(row, BODY_FIELDS);
+  let identityHash = hashFields(row, IDENTITY_KEYS);
+  let bodyHash = hashFields(row, BODY_KEYS);
   if (row.redactedAt) {
     const blank = [...IDENTITY_FIELDS, ...BODY_FIELDS].every((field) => row[field] === null);
     if (!blank) return "redacted record still holds identity or body data";

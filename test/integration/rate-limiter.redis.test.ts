@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   type LimitSpec,
   RateLimiterUnavailableError,
@@ -187,6 +187,54 @@ describe("RedisRateLimiter against Redis", () => {
   });
 });
 
+describe("RedisRateLimiter with many calls in flight", () => {
+  it("decides calls asked together exactly as the memory limiter decides them one after the other", async () => {
+    const { limiter } = await limiterAt(REDIS_URL);
+    const call = fc.record({
+      waitMs: fc.oneof(fc.constant(0), fc.nat(30_000)),
+      use: fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 4, maxLength: 4 }),
+        // Past 16 calls, a turn's calls span several script calls.
+        fc.array(call, { minLength: 1, maxLength: 40 }),
+        async (limits, calls) => {
+          const agent = freshKey();
+          const user = freshKey("user");
+          const specs: LimitSpec[] = [
+            { key: agent, window: "minute", limit: limits[0] ?? 1 },
+            { key: agent, window: "hour", limit: limits[1] ?? 1 },
+            { key: agent, window: "day", limit: limits[2] ?? 1 },
+            { key: user, window: "minute", limit: limits[3] ?? 1 },
+          ];
+          let now = T0;
+          const asked = calls.map(({ waitMs, use }) => {
+            now += waitMs;
+            return { specs: specs.filter((_, i) => use[i]), now };
+          });
+          const together = await Promise.all(asked.map((one) => limiter.consume(one.specs, one.now)));
+          const memory = new MemoryRateLimiter();
+          for (const [i, one] of asked.entries()) {
+            expect(together[i]).toEqual(await memory.consume(one.specs, one.now));
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it("sends the calls of one event-loop turn in few script calls", async () => {
+    const { limiter, redis } = await limiterAt(REDIS_URL);
+    const scriptCalls = vi.spyOn(redis, "stewardRateLimitConsume");
+    const spec: LimitSpec = { key: freshKey(), window: "minute", limit: 30 };
+    const decisions = await Promise.all(Array.from({ length: 40 }, () => limiter.consume([spec], T0)));
+    expect(decisions.filter((decision) => decision.allowed)).toHaveLength(30);
+    // At most 16 decisions go in one script call, so a script never holds Redis up for long.
+    expect(scriptCalls).toHaveBeenCalledTimes(3);
+  });
+});
+
 describe("RedisRateLimiter when Redis is unreachable", () => {
   it("fails open promptly when nothing listens", async () => {
     const port = await closedPort();
@@ -197,7 +245,8 @@ describe("RedisRateLimiter when Redis is unreachable", () => {
     expect(decision).toEqual({ allowed: true, degraded: true });
   });
 
-  it("fails open within the timeout when Redis stops answering on an open connection", async () => {
+  /** A fail-open limiter reaching Redis through a proxy the test can pause, and the errors it reports. */
+  async function openLimiterBehindProxy() {
     const { proxy, url: proxyUrl } = await redisProxy();
     const errors: unknown[] = [];
     const redis = createRedisClient(proxyUrl);
@@ -209,6 +258,11 @@ describe("RedisRateLimiter when Redis is unreachable", () => {
     });
     opened.push(limiter);
     await untilReady(redis, proxyUrl);
+    return { proxy, limiter, errors };
+  }
+
+  it("fails open within the timeout when Redis stops answering on an open connection", async () => {
+    const { proxy, limiter, errors } = await openLimiterBehindProxy();
     const spec: LimitSpec = { key: freshKey(), window: "minute", limit: 1 };
     expect((await limiter.consume([spec], T0)).degraded).toBe(false);
     proxy.pause();
@@ -219,6 +273,16 @@ describe("RedisRateLimiter when Redis is unreachable", () => {
     expect(elapsed).toBeGreaterThanOrEqual(45);
     expect(elapsed).toBeLessThan(PROMPTLY_MS);
     expect(String(errors[0])).toMatch(/did not answer within 50 ms/);
+    await proxy.stop();
+  });
+
+  it("lets every call of a batch the store did not answer follow the fail mode, and reports each", async () => {
+    const { proxy, limiter, errors } = await openLimiterBehindProxy();
+    proxy.pause();
+    const spec: LimitSpec = { key: freshKey(), window: "minute", limit: 1 };
+    const decisions = await Promise.all(Array.from({ length: 20 }, () => limiter.consume([spec], T0)));
+    expect(decisions).toEqual(Array.from({ length: 20 }, () => ({ allowed: true, degraded: true })));
+    expect(errors).toHaveLength(20);
     await proxy.stop();
   });
 

@@ -1,0 +1,93 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ABANDONED_MESSAGE } from "../../src/invocation/abandoned-calls.js";
+import { until } from "../helpers/eventually.js";
+import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
+import { freePort } from "../helpers/ports.js";
+import { TEST_DATABASE_URL } from "../helpers/services.js";
+import { startTestSteward, type TestSteward } from "../helpers/steward.js";
+import { type StewardProcess, spawnSteward, stewardEnvironment } from "../helpers/steward-process.js";
+
+/**
+ * A Steward process killed while it waits on an agent leaves its call `running`, with a
+ * budget reservation. Another replica closes it once no agent timeout could still end
+ * it: recorded as an error, the reservation given back, the Idempotency-Key free again.
+ */
+describe("calls abandoned by a killed process", () => {
+  const { adminKey, schema, env, headers } = stewardEnvironment();
+  let agent: MockAgent;
+  let first: StewardProcess | undefined;
+  let survivor: TestSteward | undefined;
+  let database: pg.Client;
+
+  beforeAll(async () => {
+    agent = await startMockAgent(() => ({ hang: true }));
+    database = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await database.connect();
+  });
+  afterAll(async () => {
+    await first?.kill("SIGKILL");
+    await survivor?.close();
+    await agent?.close();
+    await database?.end();
+  });
+
+  const reserved = async () =>
+    (await database.query(`SELECT coalesce(sum(reserved), 0)::float AS n FROM ${schema}.budget_usage`))
+      .rows[0].n as number;
+
+  it("closes the call as an error, gives its reservation back and frees its Idempotency-Key", async () => {
+    const port = await freePort();
+    first = spawnSteward("serve", { ...env, PORT: String(port), LOG_LEVEL: "info" });
+    await first.waitForOutput(/Server listening/);
+    const base = `http://127.0.0.1:${port}/api/v1`;
+    const registered = await fetch(`${base}/external-agents`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        name: "slow-agent",
+        platform: "custom_http",
+        webhook_url: agent.url,
+        budget_config: { cost_per_execution: 0.5, max_daily_cost: 10 },
+      }),
+    });
+    expect(registered.status).toBe(201);
+    const { id: agentId } = (await registered.json()) as { id: string };
+    const body = JSON.stringify({ input: "never answered" });
+    const keyed = { ...headers, "idempotency-key": "order-42" };
+    void fetch(`${base}/external-agents/${agentId}/invoke`, { method: "POST", headers: keyed, body }).catch(
+      () => "cut",
+    );
+    await until(() => agent.requests.length === 1);
+    await first.kill("SIGKILL");
+
+    const running = await database.query(`SELECT id FROM ${schema}.invocations WHERE status = 'running'`);
+    expect(running.rows).toHaveLength(1);
+    const invocationId = running.rows[0].id as string;
+    // 0.5 held on the agent and on the organization, each for the day and the month.
+    expect(await reserved()).toBe(2);
+
+    // Another replica, told that no call may run longer than a second.
+    survivor = await startTestSteward("postgres", { ...env, STEWARD_ABANDONED_CALL_AFTER_SECONDS: "1" });
+    const t = survivor;
+    const statusOf = async () =>
+      (await t.request({ method: "GET", url: `/api/v1/invocations/${invocationId}`, key: adminKey })).json();
+    await until(async () => (await statusOf()).status !== "running", 15_000);
+    expect(await statusOf()).toMatchObject({ status: "error", error: ABANDONED_MESSAGE });
+    expect(await reserved()).toBe(0);
+    const verified = await t.request({ method: "GET", url: "/api/v1/lineage/verify", key: adminKey });
+    expect(verified.json()).toMatchObject({ valid: true, checked: 1 });
+
+    // The key is free: the caller's retry runs as a new call.
+    agent.answer(() => ({ body: { result: "done" } }));
+    const retried = await t.request({
+      method: "POST",
+      url: `/api/v1/external-agents/${agentId}/invoke`,
+      key: adminKey,
+      headers: { "idempotency-key": "order-42" },
+      payload: { input: "never answered" },
+    });
+    expect(retried.statusCode, retried.body).toBe(200);
+    expect(retried.json().invocation_id).not.toBe(invocationId);
+  }, 90_000);
+});
