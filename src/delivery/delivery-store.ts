@@ -1,6 +1,4 @@
 import { and, asc, desc, eq, gte, inArray, lte, ne, type SQL, sql } from "drizzle-orm";
-import { recordAudit } from "../audit/audit.js";
-import { SYSTEM_ACTOR } from "../auth/api-key.service.js";
 import type { Db, DbOrTx } from "../db/database.js";
 import { selectRows } from "../db/paginate.js";
 import {
@@ -10,26 +8,17 @@ import {
   deliveryAttempts,
   deliveryEndpoints,
 } from "../db/schema.js";
+import { TickBatcher } from "../db/tick-batcher.js";
 import { NotFoundError } from "../errors.js";
 import type { PageRequest } from "../http/pagination.js";
 import { newId } from "../ids.js";
-
-/**
- * A delivery's endpoint — the agent's platform, a webhook subscription, or one call's
- * callback URL — paused and capped as one.
- */
-export const ENDPOINT_KEY = sql`CASE target WHEN 'platform' THEN 'agent:' || external_agent_id
-  WHEN 'webhook' THEN 'webhook:' || subscription_id ELSE 'callback:' || invocation_id END`;
-
-export function endpointOf(
-  delivery: Pick<DeliveryRow, "target" | "externalAgentId" | "subscriptionId" | "invocationId">,
-): string {
-  if (delivery.target === "platform") return `agent:${delivery.externalAgentId}`;
-  if (delivery.target === "webhook") return `webhook:${delivery.subscriptionId}`;
-  return `callback:${delivery.invocationId}`;
-}
-
-const STREAK_GAP_MS = 3_600_000;
+import {
+  type AttemptRecord,
+  type FinishedAttempt,
+  type RecordedAttempt,
+  recordAttempts,
+} from "./attempt-recorder.js";
+import { ENDPOINT_KEY, endpointOf } from "./endpoint-key.js";
 
 /** This worker's claim on a delivery was taken over (redelivered, or its lease ran out). */
 export class StaleClaimError extends Error {
@@ -47,24 +36,16 @@ export interface DeliveryFilters {
   to?: Date;
 }
 
-export interface AttemptRecord {
-  startedAt: Date;
-  durationMs: number;
-  statusCode: number | null;
-  outcome: "delivered" | "retry" | "failed";
-  error: string | null;
-  /** For a retry: when the next attempt is due. */
-  nextAttemptAt?: Date;
-  /** A network error, timeout, 408, 429 or 5xx: the endpoint itself is failing. */
-  endpointFailure: boolean;
-}
-
 /** The outbox: rows written with the change they report, claimed by workers, and their attempt log. */
 export class DeliveryStore {
+  private readonly attempts: TickBatcher<FinishedAttempt, RecordedAttempt>;
+
   constructor(
     private readonly db: Db,
     private readonly leaseMs: number,
-  ) {}
+  ) {
+    this.attempts = new TickBatcher((batch) => recordAttempts(db, batch));
+  }
 
   /** Queues an invocation's result for its agent's platform, inside the invocation's transaction. */
   async enqueuePlatform(
@@ -130,9 +111,11 @@ export class DeliveryStore {
 
   /**
    * Claims up to `limit` due deliveries for this worker, skipping rows other workers
-   * hold (SKIP LOCKED) and paused endpoints, and taking no more for one endpoint than
-   * `perEndpoint` less what this worker already has in flight there. A row whose
-   * worker died is due again once its lease has run out.
+   * hold (SKIP LOCKED), paused endpoints and endpoints this worker already has
+   * `perEndpoint` deliveries in flight to, and taking no more for one endpoint than
+   * `perEndpoint` less what it has there. A row whose worker died is due again once its
+   * lease has run out. Due rows and expired leases are looked up apart, each along its
+   * own index, so a claim costs the rows it looks at rather than the whole backlog.
    */
   async claim(
     limit: number,
@@ -140,130 +123,72 @@ export class DeliveryStore {
     inFlight: ReadonlyMap<string, number>,
   ): Promise<DeliveryRow[]> {
     if (limit <= 0) return [];
-    const busy = JSON.stringify(Object.fromEntries(inFlight));
-    const result = await this.db.execute<Record<string, unknown>>(sql`
-      WITH candidates AS (
-        SELECT id, next_attempt_at, ${ENDPOINT_KEY} AS endpoint FROM deliveries
-         WHERE ((status IN ('pending', 'failed') AND next_attempt_at <= now())
-             OR (status = 'delivering' AND lease_until < now()))
-           AND NOT EXISTS (
-             SELECT 1 FROM delivery_endpoints e WHERE e.endpoint = ${ENDPOINT_KEY} AND e.paused_at IS NOT NULL)
-         ORDER BY next_attempt_at
-         LIMIT ${limit * 4}
-         FOR UPDATE SKIP LOCKED
-      ), ranked AS (
-        SELECT id, next_attempt_at, endpoint,
-               row_number() OVER (PARTITION BY endpoint ORDER BY next_attempt_at) AS place
-          FROM candidates
-      )
-      UPDATE deliveries SET status = 'delivering', attempts = attempts + 1,
-             lease_until = now() + ${`${this.leaseMs} milliseconds`}::interval, updated_at = now()
-       WHERE id IN (
-         SELECT id FROM ranked
-          WHERE place <= ${perEndpoint} - coalesce((${busy}::jsonb ->> endpoint)::int, 0)
-          ORDER BY next_attempt_at
-          LIMIT ${limit})
-      RETURNING id`);
-    const ids = result.rows.map((row) => row.id as string);
-    if (ids.length === 0) return [];
-    return this.db
-      .select()
-      .from(deliveries)
-      .where(inArray(deliveries.id, ids))
-      .orderBy(asc(deliveries.nextAttemptAt));
+    const busy = sql`${JSON.stringify(Object.fromEntries(inFlight))}::jsonb`;
+    // Paused endpoints wait; endpoints already at their cap here would only crowd out the others.
+    const open = sql`NOT EXISTS (
+        SELECT 1 FROM delivery_endpoints e WHERE e.endpoint = ${ENDPOINT_KEY} AND e.paused_at IS NOT NULL)
+      AND coalesce((${busy} ->> ${ENDPOINT_KEY})::int, 0) < ${perEndpoint}`;
+    const window = limit * 2;
+    const claimed = await this.db.transaction(async (tx) => {
+      // Planner settings for this claim only. Walking the due index in order stops after
+      // `window` rows; a bitmap scan would read and sort the whole backlog, and the planner
+      // picks it whenever its statistics predate a burst (a 1% backlog in a large table
+      // does not trigger autoanalyze). And a claim need not wait for its WAL flush: the
+      // attempt it leads to is recorded with a synchronous commit, which flushes the claim
+      // too, and a claim lost in a database crash leaves the row due, to be sent again as
+      // any interrupted attempt is.
+      await tx.execute(
+        sql`SELECT set_config('enable_bitmapscan', 'off', true), set_config('synchronous_commit', 'off', true)`,
+      );
+      return tx
+        .update(deliveries)
+        .set({
+          status: "delivering",
+          attempts: sql`${deliveries.attempts} + 1`,
+          leaseUntil: sql`now() + ${`${this.leaseMs} milliseconds`}::interval`,
+          updatedAt: sql`now()`,
+        })
+        .where(sql`${deliveries.id} IN (
+          WITH due AS (
+            SELECT id, next_attempt_at, ${ENDPOINT_KEY} AS endpoint FROM deliveries
+             WHERE status IN ('pending', 'failed') AND next_attempt_at <= now() AND ${open}
+             ORDER BY next_attempt_at
+             LIMIT ${window}
+             FOR UPDATE SKIP LOCKED
+          ), expired AS (
+            SELECT id, next_attempt_at, ${ENDPOINT_KEY} AS endpoint FROM deliveries
+             WHERE status = 'delivering' AND lease_until < now() AND ${open}
+             ORDER BY lease_until
+             LIMIT ${window}
+             FOR UPDATE SKIP LOCKED
+          ), ranked AS (
+            SELECT id, next_attempt_at, endpoint,
+                   row_number() OVER (PARTITION BY endpoint ORDER BY next_attempt_at) AS place
+              FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates
+          )
+          SELECT id FROM ranked
+           WHERE place <= ${perEndpoint} - coalesce((${busy} ->> endpoint)::int, 0)
+           ORDER BY next_attempt_at
+           LIMIT ${limit})`)
+        .returning();
+    });
+    return claimed.sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime());
   }
 
   /**
    * Records one attempt and moves the delivery on: delivered, due again (`failed`), or
-   * dead, answering that status. Also keeps the endpoint's failure streak, answering
-   * `paused` when this failure pauses it.
+   * dead, answering that status, and whether this failure paused its endpoint. Attempts
+   * finishing together are written together, in one transaction (see recordAttempts).
+   * Throws StaleClaimError when the claim was taken over meanwhile.
    */
   async recordAttempt(
     delivery: DeliveryRow,
     attempt: AttemptRecord,
     pauseAfterMs: number,
-    onInvocation: (tx: DbOrTx) => Promise<void>,
   ): Promise<{ paused: boolean; status: "delivered" | "failed" | "dead" }> {
-    const status =
-      attempt.outcome === "delivered" ? "delivered" : attempt.outcome === "retry" ? "failed" : "dead";
-    const endpoint = endpointOf(delivery);
-    const { paused } = await this.db.transaction(async (tx) => {
-      const [number] = await tx
-        .select({ last: sql<number>`coalesce(max(${deliveryAttempts.attempt}), 0)` })
-        .from(deliveryAttempts)
-        .where(eq(deliveryAttempts.deliveryId, delivery.id));
-      await tx.insert(deliveryAttempts).values({
-        deliveryId: delivery.id,
-        attempt: (number?.last ?? 0) + 1,
-        startedAt: attempt.startedAt,
-        durationMs: attempt.durationMs,
-        statusCode: attempt.statusCode,
-        outcome: attempt.outcome,
-        error: attempt.error,
-      });
-      const fenced = await tx
-        .update(deliveries)
-        .set({
-          status,
-          leaseUntil: null,
-          lastStatusCode: attempt.statusCode,
-          lastError: attempt.error,
-          updatedAt: new Date(),
-          ...(attempt.nextAttemptAt ? { nextAttemptAt: attempt.nextAttemptAt } : {}),
-          ...(status === "delivered" ? { deliveredAt: new Date() } : {}),
-        })
-        // Only the holder of this claim may move the delivery on: a redelivery or a
-        // takeover after an expired lease makes a late answer stale.
-        .where(
-          and(
-            eq(deliveries.id, delivery.id),
-            eq(deliveries.status, "delivering"),
-            eq(deliveries.attempts, delivery.attempts),
-          ),
-        )
-        .returning({ id: deliveries.id });
-      if (fenced.length === 0) throw new StaleClaimError(delivery.id);
-      await onInvocation(tx);
-      if (status === "delivered") {
-        await tx.delete(deliveryEndpoints).where(eq(deliveryEndpoints.endpoint, endpoint));
-        return { paused: false };
-      }
-      // A 4xx, or a delivery that cannot be prepared, says nothing about the endpoint's health.
-      if (!attempt.endpointFailure) return { paused: false };
-      const window = sql`now() - ${`${pauseAfterMs} milliseconds`}::interval`;
-      // Failures further apart than this are separate incidents, not one streak.
-      const gap = sql`now() - ${`${Math.max(pauseAfterMs, STREAK_GAP_MS)} milliseconds`}::interval`;
-      const streak = await tx.execute<{ paused: boolean }>(sql`
-        INSERT INTO delivery_endpoints (endpoint, organization_id, failing_since, last_failure_at)
-        VALUES (${endpoint}, ${delivery.organizationId}, now(), now())
-        ON CONFLICT (endpoint) DO UPDATE
-          -- A failure long after the previous one starts a new streak instead of extending it.
-          SET failing_since = CASE WHEN delivery_endpoints.last_failure_at < ${gap}
-                THEN now() ELSE delivery_endpoints.failing_since END,
-              last_failure_at = now(),
-              paused_at = CASE
-                WHEN delivery_endpoints.paused_at IS NULL
-                 AND delivery_endpoints.last_failure_at >= ${gap}
-                 AND delivery_endpoints.failing_since < ${window}
-                THEN now() ELSE delivery_endpoints.paused_at END
-        RETURNING paused_at IS NOT NULL AND paused_at = now() AS paused`);
-      const paused = streak.rows[0]?.paused ?? false;
-      if (paused) {
-        await recordAudit(
-          tx,
-          { actor: SYSTEM_ACTOR },
-          {
-            organizationId: delivery.organizationId,
-            action: "delivery.endpoint_paused",
-            resourceType: delivery.target === "platform" ? "external_agent" : "webhook_subscription",
-            resourceId: delivery.target === "platform" ? delivery.externalAgentId : delivery.subscriptionId,
-            details: { last_error: attempt.error, last_status_code: attempt.statusCode },
-          },
-        );
-      }
-      return { paused };
-    });
-    return { paused, status };
+    const recorded = await this.attempts.submit({ delivery, attempt, pauseAfterMs });
+    if (recorded.stale) throw new StaleClaimError(delivery.id);
+    return { paused: recorded.paused, status: recorded.status };
   }
 
   async list(organizationId: string, filters: DeliveryFilters, page: PageRequest) {

@@ -39,5 +39,6 @@ export interface OutboxEvent {
 
 /** Writes event deliveries into the outbox inside the caller's transaction, so they commit with it. */
 export interface EventOutbox {
-  publish(tx: DbOrTx, event: OutboxEvent): Promise<void>;
+  /** Answers whether any delivery was queued, so the publisher knows to wake a worker. */
+  publish(tx: DbOrTx, event: OutboxEvent): Promise<boolean>;
 }

@@ -1,14 +1,15 @@
 import { performance } from "node:perf_hooks";
-import { eq } from "drizzle-orm";
 import type { Logger } from "pino";
 import { SecretDecryptionError } from "../crypto/secret-box.js";
-import type { DbOrTx } from "../db/database.js";
-import { type DeliveryRow, invocations } from "../db/schema.js";
+import type { DeliveryRow } from "../db/schema.js";
 import { isBlockedDestination } from "../invocation/address-guard.js";
 import type { DeliveryMetrics } from "../observability/metrics.js";
+import { settledBefore } from "../shutdown.js";
 import { type DeliveryOutcome, type HttpSender, PlatformConfigError } from "./adapters/adapter.js";
-import { type AttemptRecord, type DeliveryStore, endpointOf, StaleClaimError } from "./delivery-store.js";
+import type { AttemptRecord } from "./attempt-recorder.js";
+import { type DeliveryStore, StaleClaimError } from "./delivery-store.js";
 import type { DeliveryTarget } from "./delivery-target.js";
+import { endpointOf } from "./endpoint-key.js";
 import { nextAttemptDelay } from "./retry-schedule.js";
 
 export interface DeliveryWorkerOptions {
@@ -20,12 +21,18 @@ export interface DeliveryWorkerOptions {
   retryDelaysMs: readonly number[];
   pauseAfterMs: number;
   timeoutMs: number;
-  /** Deliveries in flight at once in this process. */
+  /** Requests out at once in this process (default 64). */
   concurrency?: number;
-  /** Deliveries in flight at once to one endpoint, so a slow platform cannot take every slot. */
+  /** Requests out at once to one endpoint (default 4), so a slow platform cannot take every slot. */
   perEndpoint?: number;
   pollIntervalMs?: number;
 }
+
+/**
+ * Attempts sent but not yet written. Past this the worker claims nothing more and waits
+ * for the database, rather than piling up answers it has not recorded.
+ */
+const MAX_UNRECORDED = 256;
 
 /** Why a send failed, in words that never contain the URL (Telegram's carries the bot token). */
 function failureOf(error: unknown, timeoutMs: number): DeliveryOutcome {
@@ -55,10 +62,16 @@ function failureOf(error: unknown, timeoutMs: number): DeliveryOutcome {
  * can run: claiming uses SKIP LOCKED, and a claim held by a worker that died expires.
  */
 export class DeliveryWorker {
+  /** Requests out now, per endpoint. */
   private readonly inFlight = new Map<string, number>();
-  private running = 0;
+  /** Requests out now. */
+  private sending = 0;
+  /** Deliveries claimed whose attempt is not recorded yet. */
+  private unrecorded = 0;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** A wake came while a claim was under way: claim again as soon as it ends. */
+  private wokenWhileTicking = false;
   private stopped = true;
   private readonly active = new Set<Promise<void>>();
   private readonly concurrency: number;
@@ -66,7 +79,7 @@ export class DeliveryWorker {
   private readonly pollIntervalMs: number;
 
   constructor(private readonly options: DeliveryWorkerOptions) {
-    this.concurrency = options.concurrency ?? 16;
+    this.concurrency = options.concurrency ?? 64;
     this.perEndpoint = options.perEndpoint ?? 4;
     this.pollIntervalMs = options.pollIntervalMs ?? 500;
   }
@@ -77,16 +90,22 @@ export class DeliveryWorker {
   }
 
   /** Stops claiming and waits for the deliveries in flight. */
-  async stop(): Promise<void> {
+  /**
+   * Claims nothing more and waits for deliveries under way, until `deadline`; one
+   * unfinished then keeps its claim until the lease ends and is retried by another worker.
+   */
+  async stop(deadline?: AbortSignal): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.ticking;
-    await Promise.allSettled([...this.active]);
+    await settledBefore(this.active, deadline);
   }
 
   /** Looks for work now, e.g. right after an invocation queued a delivery. */
   wake(): void {
-    if (!this.stopped) this.schedule(0);
+    if (this.stopped) return;
+    if (this.ticking) this.wokenWhileTicking = true;
+    else this.schedule(0);
   }
 
   private schedule(delayMs: number): void {
@@ -94,7 +113,9 @@ export class DeliveryWorker {
     this.timer = setTimeout(() => {
       this.ticking ??= this.tick().finally(() => {
         this.ticking = undefined;
-        if (!this.stopped) this.schedule(this.pollIntervalMs);
+        const again = this.wokenWhileTicking;
+        this.wokenWhileTicking = false;
+        if (!this.stopped) this.schedule(again ? 0 : this.pollIntervalMs);
       });
     }, delayMs);
   }
@@ -103,7 +124,7 @@ export class DeliveryWorker {
     let claimed: DeliveryRow[];
     try {
       claimed = await this.options.store.claim(
-        this.concurrency - this.running,
+        Math.min(this.concurrency - this.sending, MAX_UNRECORDED - this.unrecorded),
         this.perEndpoint,
         this.inFlight,
       );
@@ -120,14 +141,29 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * Sends one delivery and records the attempt. Its slots (of the worker, and of its
+   * endpoint) are held while the request is out; recording waits for the next batch of
+   * attempts to be written, and meanwhile the worker sends others.
+   */
   private async process(delivery: DeliveryRow): Promise<void> {
     const endpoint = endpointOf(delivery);
-    this.running++;
+    this.sending++;
+    this.unrecorded++;
     this.inFlight.set(endpoint, (this.inFlight.get(endpoint) ?? 0) + 1);
     const startedAt = new Date();
     const started = performance.now();
     try {
-      const outcome = await this.attempt(delivery);
+      let outcome: DeliveryOutcome;
+      try {
+        outcome = await this.attempt(delivery);
+      } finally {
+        this.sending--;
+        const left = (this.inFlight.get(endpoint) ?? 1) - 1;
+        if (left === 0) this.inFlight.delete(endpoint);
+        else this.inFlight.set(endpoint, left);
+        this.wake();
+      }
       await this.record(delivery, outcome, startedAt, Math.round(performance.now() - started));
     } catch (error) {
       // A stale claim: someone else owns the delivery now and records its own attempts.
@@ -141,10 +177,7 @@ export class DeliveryWorker {
           "could not record a delivery attempt",
         );
     } finally {
-      this.running--;
-      const left = (this.inFlight.get(endpoint) ?? 1) - 1;
-      if (left === 0) this.inFlight.delete(endpoint);
-      else this.inFlight.set(endpoint, left);
+      this.unrecorded--;
     }
   }
 
@@ -177,29 +210,8 @@ export class DeliveryWorker {
       endpointFailure: !outcome.delivered && outcome.retryable,
       ...(delay !== null && { nextAttemptAt: new Date(Date.now() + delay) }),
     };
-    const { paused, status } = await store.recordAttempt(delivery, attempt, pauseAfterMs, (tx) =>
-      this.reflectOnInvocation(tx, delivery, attempt),
-    );
+    const { paused, status } = await store.recordAttempt(delivery, attempt, pauseAfterMs);
     metrics.deliveries.inc({ state: status });
     if (paused) logger.warn({ endpoint: endpointOf(delivery) }, "delivery endpoint keeps failing; paused");
-  }
-
-  /** A platform delivery's state shows on its invocation. */
-  private async reflectOnInvocation(
-    tx: DbOrTx,
-    delivery: DeliveryRow,
-    attempt: AttemptRecord,
-  ): Promise<void> {
-    if (delivery.eventType !== "external_agent.invocation.completed" || !delivery.invocationId) return;
-    const status =
-      attempt.outcome === "delivered" ? "delivered" : attempt.outcome === "retry" ? "failed" : "dead";
-    await tx
-      .update(invocations)
-      .set({
-        webhookDeliveryStatus: status,
-        webhookDeliveryError: attempt.outcome === "delivered" ? null : attempt.error,
-        ...(attempt.outcome === "delivered" ? { webhookDeliveredAt: new Date() } : {}),
-      })
-      .where(eq(invocations.id, delivery.invocationId));
   }
 }

@@ -1,6 +1,7 @@
 import { request } from "undici";
 import type { AddressGuard } from "../invocation/address-guard.js";
 import { createGuardedAgent } from "../invocation/address-guard.js";
+import { closeBefore } from "../shutdown.js";
 import type { HttpSender } from "./adapters/adapter.js";
 
 /** Enough of a platform's answer to read its error, never a whole page. */
@@ -10,7 +11,10 @@ const MAX_ANSWER_BYTES = 8 * 1024;
  * Sends delivery requests through the SSRF guard (every address checked at connect),
  * without following redirects, within a deadline that covers the whole exchange.
  */
-export function createHttpSender(guard: AddressGuard): { send: HttpSender; close(): Promise<void> } {
+export function createHttpSender(guard: AddressGuard): {
+  send: HttpSender;
+  close(deadline?: AbortSignal): Promise<void>;
+} {
   const dispatcher = createGuardedAgent(guard);
   const send: HttpSender = async (payload, timeoutMs) => {
     const signal = AbortSignal.timeout(timeoutMs);
@@ -35,5 +39,5 @@ export function createHttpSender(guard: AddressGuard): { send: HttpSender; close
       body: body.slice(0, MAX_ANSWER_BYTES),
     };
   };
-  return { send, close: () => dispatcher.close() };
+  return { send, close: (deadline) => closeBefore(dispatcher, deadline) };
 }

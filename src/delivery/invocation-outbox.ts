@@ -49,16 +49,20 @@ export class InvocationOutbox {
     return true;
   }
 
-  /** Queues the deliveries of a final invocation; answers the columns the invocation shows. */
+  /**
+   * Queues the deliveries of a final invocation; answers the columns the invocation
+   * shows, and whether anything was queued (a worker is woken only then).
+   */
   async queue(
     tx: DbOrTx,
     invocation: InvocationRow,
     agent: ExternalAgentRow,
-  ): Promise<Pick<InvocationRow, "webhookDeliveryStatus">> {
+  ): Promise<{ columns: Pick<InvocationRow, "webhookDeliveryStatus">; queued: boolean }> {
+    let queued = false;
     const { organizationId, externalAgentId, id: invocationId } = invocation;
     if (invocation.status === "rate_limited") {
       const limit = (invocation.governance as { rate_limit?: Record<string, unknown> }).rate_limit ?? {};
-      await this.events.publish(tx, {
+      queued = await this.events.publish(tx, {
         type: "external_agent.rate_limit.exceeded",
         organizationId,
         externalAgentId,
@@ -76,9 +80,10 @@ export class InvocationOutbox {
     const held = (invocation.governance as { approval?: { required?: boolean } }).approval?.required === true;
     if (held && callbackUrlOf(invocation.requestBody)) {
       await this.store.enqueueCallback(tx, { organizationId, externalAgentId, invocationId });
+      queued = true;
     }
-    if (!COMPLETED.has(invocation.status)) return { webhookDeliveryStatus: null };
-    await this.events.publish(tx, {
+    if (!COMPLETED.has(invocation.status)) return { columns: { webhookDeliveryStatus: null }, queued };
+    const published = await this.events.publish(tx, {
       type: "external_agent.invocation.completed",
       organizationId,
       externalAgentId,
@@ -96,8 +101,8 @@ export class InvocationOutbox {
     const platform = agent.platform as Platform;
     // Masked, a sealed destination reads as the string it stands for: configured.
     if (!this.adapters[platform].deliversTo(maskSecrets(agent.platformConfig)))
-      return { webhookDeliveryStatus: null };
+      return { columns: { webhookDeliveryStatus: null }, queued: queued || published };
     await this.store.enqueuePlatform(tx, { organizationId, externalAgentId, invocationId, platform });
-    return { webhookDeliveryStatus: "pending" };
+    return { columns: { webhookDeliveryStatus: "pending" }, queued: true };
   }
 }

@@ -6,13 +6,16 @@ import {
   agentAlerts,
   approvals,
   type DeliveryRow,
+  externalAgents,
   type InvocationRow,
   invocations,
   managedAgents,
 } from "../db/schema.js";
 import { outputOf } from "../invocation/invocation-response.js";
+import { AdapterCache } from "./adapter-cache.js";
 import type { AdapterContext, AdapterRegistry, InvocationNotice } from "./adapters/adapter.js";
 import type { DeliveryTarget, PreparedDelivery } from "./delivery-target.js";
+import { AGENT_STAMP, InvocationReader } from "./invocation-reader.js";
 
 /** The invocation a delivery reports on, within the delivery's organization. */
 export async function invocationOf(db: Db, delivery: DeliveryRow): Promise<InvocationRow | undefined> {
@@ -49,12 +52,23 @@ export function noticeOf(row: InvocationRow, publicUrl: string): InvocationNotic
 
 /** Delivers an invocation's result to its agent's chat platform, formatted by the platform's adapter. */
 export class PlatformDeliveryTarget implements DeliveryTarget {
+  private readonly adapters: AdapterCache;
+  private readonly invocations: InvocationReader;
+
   constructor(
     private readonly db: Db,
-    private readonly agents: ExternalAgentService,
-    private readonly adapters: AdapterRegistry,
+    agents: ExternalAgentService,
+    registry: AdapterRegistry,
     private readonly context: Omit<AdapterContext, "signingSecret">,
-  ) {}
+  ) {
+    this.invocations = new InvocationReader(db);
+    this.adapters = new AdapterCache(async (organizationId, agentId) => {
+      const agent = await agents.loadForDelivery(organizationId, agentId);
+      const definition = registry[agent.row.platform as Platform];
+      if (!definition.deliversTo(agent.platformConfig)) return undefined;
+      return definition.create(agent.platformConfig, { ...context, signingSecret: agent.signingSecret });
+    });
+  }
 
   async prepare(delivery: DeliveryRow): Promise<PreparedDelivery | { skip: string }> {
     const alertId = delivery.payload?.alert_id;
@@ -64,32 +78,41 @@ export class PlatformDeliveryTarget implements DeliveryTarget {
       if (!notice) return { skip: "the alert no longer exists" };
       return this.formatFor(delivery.organizationId, delivery.externalAgentId, notice);
     }
-    const invocation = await invocationOf(this.db, delivery);
-    if (!invocation) return { skip: "the invocation no longer exists" };
+    const found = await this.invocations.read(delivery.organizationId, delivery.invocationId ?? "");
+    if (!found) return { skip: "the invocation no longer exists" };
+    const { invocation, agentStamp } = found;
     const approvalId = delivery.payload?.approval_id;
     const notice =
       typeof approvalId === "string"
         ? await this.approvalNotice(invocation, approvalId)
         : noticeOf(invocation, this.context.publicUrl);
     if (!notice) return { skip: "the approval request no longer exists" };
-    return this.formatFor(delivery.organizationId, invocation.externalAgentId, notice);
+    return this.formatFor(delivery.organizationId, invocation.externalAgentId, notice, agentStamp);
   }
 
-  /** The notice in the channel agent's own platform format. */
+  /**
+   * The notice in the channel agent's own platform format. `agentStamp` is the agent's
+   * version as read with the notice; without one, the agent is read afresh.
+   */
   private async formatFor(
     organizationId: string,
     externalAgentId: string,
     notice: InvocationNotice,
+    agentStamp?: string,
   ): Promise<PreparedDelivery | { skip: string }> {
-    const agent = await this.agents.loadForDelivery(organizationId, externalAgentId);
-    const definition = this.adapters[agent.row.platform as Platform];
-    if (!definition.deliversTo(agent.platformConfig))
-      return { skip: "the agent has no delivery destination" };
-    const adapter = definition.create(agent.platformConfig, {
-      ...this.context,
-      signingSecret: agent.signingSecret,
-    });
+    const stamp = agentStamp ?? (await this.agentStamp(organizationId, externalAgentId));
+    const adapter = await this.adapters.adapterFor(organizationId, externalAgentId, stamp);
+    if (!adapter) return { skip: "the agent has no delivery destination" };
     return { payload: adapter.format(notice), deliver: adapter.deliver };
+  }
+
+  private async agentStamp(organizationId: string, agentId: string): Promise<string> {
+    const [agent] = await this.db
+      .select({ stamp: AGENT_STAMP })
+      .from(externalAgents)
+      .where(and(eq(externalAgents.organizationId, organizationId), eq(externalAgents.id, agentId)));
+    // A missing agent fails in the loader, as it did before the cache.
+    return agent?.stamp ?? "missing";
   }
 
   /** A managed agent's alert, told in the same message form on the channel agent's platform. */

@@ -1,29 +1,14 @@
-import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
-import { uniqueRedisPrefix, uniqueSchema } from "../helpers/schema.js";
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../helpers/services.js";
-import { type StewardProcess, spawnSteward } from "../helpers/steward-process.js";
+import { type StewardProcess, spawnSteward, stewardEnvironment } from "../helpers/steward-process.js";
 
 /**
  * Steward killed with SIGKILL while deliveries are in flight, then started again: every
  * delivery arrives, and each one's attempt log holds exactly one successful attempt.
  */
 
-const ADMIN_KEY = `sk_live_${randomBytes(24).toString("hex")}`;
-const env = {
-  DATABASE_URL: TEST_DATABASE_URL,
-  STEWARD_DB_SCHEMA: uniqueSchema(),
-  REDIS_URL: TEST_REDIS_URL,
-  STEWARD_REDIS_PREFIX: uniqueRedisPrefix(),
-  STEWARD_BOOTSTRAP_ADMIN_KEY: ADMIN_KEY,
-  STEWARD_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-  STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
-  STEWARD_DELIVERY_TIMEOUT_MS: "1000",
-  HOST: "127.0.0.1",
-  LOG_LEVEL: "info",
-};
+const { adminKey: ADMIN_KEY, env } = stewardEnvironment({ STEWARD_DELIVERY_TIMEOUT_MS: "1000" });
 
 async function startSteward(port: number): Promise<StewardProcess> {
   const steward = spawnSteward("serve", { ...env, PORT: String(port) });

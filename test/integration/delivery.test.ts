@@ -121,6 +121,22 @@ describe("delivery to a platform", () => {
     expect(custom.requests[0]?.body).toMatchObject({ data: { invocation_id: invocationId } });
   });
 
+  it("delivers with an agent's new platform settings as soon as they change", async () => {
+    const before = await platform(() => ({ status: 200, body: "ok" }));
+    const after = await platform(() => ({ status: 200, body: "ok" }));
+    const id = await register({ webhook_url: before.url, channel: "#ops" });
+    expect((await deliveryOf(await invoke(id), settled)).status).toBe("delivered");
+    const patched = await t.request({
+      method: "PATCH",
+      url: `/api/v1/external-agents/${id}`,
+      payload: { platform_config: { webhook_url: after.url, channel: "#ops" } },
+    });
+    expect(patched.statusCode, patched.body).toBe(200);
+    expect((await deliveryOf(await invoke(id), settled)).status).toBe("delivered");
+    expect(before.requests).toHaveLength(1);
+    expect(after.requests).toHaveLength(1);
+  });
+
   it("waits at least the platform's Retry-After", async () => {
     const slack = await platform((_request, index) =>
       index === 0 ? { status: 429, headers: { "retry-after": "2" }, body: {} } : { status: 200, body: "ok" },

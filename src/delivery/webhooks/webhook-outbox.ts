@@ -35,12 +35,12 @@ export class WebhookEventOutbox implements EventOutbox {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async publish(tx: DbOrTx, event: OutboxEvent): Promise<void> {
+  async publish(tx: DbOrTx, event: OutboxEvent): Promise<boolean> {
     const candidates = (await this.subscriptions.activeSubscriptions(tx, event.organizationId)).filter(
       (subscription) => subscription.events.includes(event.type),
     );
     // The common case, no subscriber, costs no query beyond the (cached) lookup.
-    if (candidates.length === 0) return;
+    if (candidates.length === 0) return false;
 
     const payload: WebhookEventPayload = {
       type: event.type,
@@ -53,7 +53,7 @@ export class WebhookEventOutbox implements EventOutbox {
     // makes a concurrent delete either wait for this transaction (and then cancel the new
     // rows) or, having committed first, drop the subscription from this insert: a
     // deleted subscription never fails the publisher's transaction with a foreign-key error.
-    await tx.execute(sql`
+    const queued = await tx.execute(sql`
       INSERT INTO deliveries
              (id, organization_id, target, event_type, external_agent_id, invocation_id, subscription_id, payload)
       SELECT queued.id, s.organization_id, 'webhook', ${event.type}, ${event.externalAgentId ?? null},
@@ -64,5 +64,6 @@ export class WebhookEventOutbox implements EventOutbox {
          AND s.active
          AND ${event.type} = ANY (s.events)
          FOR KEY SHARE OF s`);
+    return (queued.rowCount ?? 0) > 0;
   }
 }

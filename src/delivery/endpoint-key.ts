@@ -1,0 +1,18 @@
+import { sql } from "drizzle-orm";
+import type { DeliveryRow } from "../db/schema.js";
+
+/**
+ * A delivery's endpoint — the agent's platform, a webhook subscription, or one call's
+ * callback URL — paused and capped as one.
+ */
+export const ENDPOINT_KEY = sql`CASE target WHEN 'platform' THEN 'agent:' || external_agent_id
+  WHEN 'webhook' THEN 'webhook:' || subscription_id ELSE 'callback:' || invocation_id END`;
+
+/** ENDPOINT_KEY of a delivery in hand. */
+export function endpointOf(
+  delivery: Pick<DeliveryRow, "target" | "externalAgentId" | "subscriptionId" | "invocationId">,
+): string {
+  if (delivery.target === "platform") return `agent:${delivery.externalAgentId}`;
+  if (delivery.target === "webhook") return `webhook:${delivery.subscriptionId}`;
+  return `callback:${delivery.invocationId}`;
+}
