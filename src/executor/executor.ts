@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Database } from "../db/database.js";
@@ -11,6 +10,8 @@ import { type AddressGuard, createGuardedAgent } from "../invocation/address-gua
 import type { InvocationService } from "../invocation/invocation.service.js";
 import type { Metrics } from "../observability/metrics.js";
 import { DEFAULT_ORGANIZATION_ID } from "../orgs/organization.service.js";
+import { closeBefore } from "../shutdown.js";
+import { BatchedPostgresSaver } from "./checkpoint-saver.js";
 import { registerExecutorGauges } from "./executor-metrics.js";
 import { graphDefinitionErrors } from "./graph-definition.js";
 import {
@@ -21,7 +22,7 @@ import {
   resultEvent,
   structuredBytes,
 } from "./job-event.js";
-import { JobQueue } from "./job-queue.js";
+import { type JobConsumer, JobQueue } from "./job-queue.js";
 import { JobResults } from "./job-results.js";
 import { JobRunner } from "./job-runner.js";
 import { FINAL_STATUSES, type JobStatus, JobStore, outcomeOf, toJobView } from "./job-store.js";
@@ -61,7 +62,7 @@ export class Executor {
   private readonly worker: JobWorker;
   private readonly results: JobResults;
   private readonly dispatcher;
-  private consumer?: { stop(): Promise<void> };
+  private consumer?: JobConsumer;
 
   private constructor(
     private readonly deps: ExecutorDependencies,
@@ -74,7 +75,7 @@ export class Executor {
     const dispatcher = createGuardedAgent(deps.guard);
     this.dispatcher = dispatcher;
     this.runner = new JobRunner({
-      checkpointer: new PostgresSaver(database.pool, undefined, { schema: database.schema }),
+      checkpointer: new BatchedPostgresSaver(database.pool, database.schema),
       runners: createNodeRunners({
         invocations: deps.invocations,
         dispatcher,
@@ -122,7 +123,7 @@ export class Executor {
   /** Builds the executor: the checkpoint tables, the stream bus, and JetStream when configured. */
   static async create(deps: ExecutorDependencies): Promise<Executor> {
     const { config, logger } = deps;
-    const checkpoints = new PostgresSaver(deps.database.pool, undefined, { schema: deps.database.schema });
+    const checkpoints = new BatchedPostgresSaver(deps.database.pool, deps.database.schema);
     await checkpoints.setup();
     const bus: StreamBus = config.redis
       ? new RedisStreamBus(config.redis.url, (error) => logger.warn({ err: error }, "job stream redis error"))
@@ -138,6 +139,10 @@ export class Executor {
 
   /** Starts consuming (the API process with NATS, `steward worker`, or in process). */
   async start(): Promise<void> {
+    if (this.queue instanceof JobQueue && !this.deps.config.executor.consume) {
+      this.deps.logger.info("not consuming jobs (STEWARD_JOBS_CONSUME=off): workers run them");
+      return;
+    }
     this.consumer = this.queue.consume((delivery) => this.worker.handle(delivery));
     if (this.queue instanceof MemoryJobQueue) {
       // Nothing durable held these: pick up what a previous run left unfinished. On the
@@ -148,11 +153,21 @@ export class Executor {
     }
   }
 
-  async stop(): Promise<void> {
-    await this.consumer?.stop();
+  /**
+   * Takes no more jobs and waits for those running, until `deadline`; a job unfinished
+   * then is left unacknowledged, and JetStream hands it to another worker.
+   */
+  async stopConsuming(deadline?: AbortSignal): Promise<void> {
+    const finished = (await this.consumer?.stop(deadline)) ?? true;
+    if (!finished)
+      this.deps.logger.warn("shutdown deadline passed with jobs still running; they will be redelivered");
+  }
+
+  /** Closes the connections (after stopConsuming; job submissions over HTTP publish until then). */
+  async close(deadline?: AbortSignal): Promise<void> {
     if (this.queue instanceof JobQueue) await this.queue.close();
     await this.bus.close();
-    await this.dispatcher.close();
+    await closeBefore(this.dispatcher, deadline);
   }
 
   /** Records a job submitted over HTTP and queues it; the same id again returns the job it names. */

@@ -49,6 +49,8 @@ export interface JobGraphRun {
   organizationId: string;
   traceId: string;
   input: unknown;
+  /** The job never ran before: there is no checkpoint to look for. */
+  firstAttempt?: boolean;
   emit: NodeContext["emit"];
   signal?: AbortSignal;
 }
@@ -63,6 +65,11 @@ export interface CompiledJobGraph {
   run(job: JobGraphRun): Promise<GraphRun>;
   /** The latest checkpointed state of a job (undefined when none). */
   state(jobId: string): Promise<{ values: GraphState } | undefined>;
+}
+
+/** A checkpointer told that a thread is new skips looking it up (see BatchedPostgresSaver). */
+interface NewThreadHint {
+  expectNew(threadId: string): () => void;
 }
 
 /** The graph hit its own limits; running it again cannot help. */
@@ -153,7 +160,7 @@ export function compileGraph(
 
   return {
     async run(job) {
-      const saved = await checkpointer.getTuple(threadOf(job.jobId));
+      const saved = job.firstAttempt ? undefined : await checkpointer.getTuple(threadOf(job.jobId));
       const timeout = AbortSignal.timeout(limits.timeout_seconds * 1000);
       const signal = job.signal ? AbortSignal.any([job.signal, timeout]) : timeout;
       const progress = { step: 0 };
@@ -172,6 +179,10 @@ export function compileGraph(
         }
       }
       let values: JobStateValues;
+      // LangGraph looks for the thread's latest checkpoint too: on a first attempt it need not ask.
+      const forgetNew = job.firstAttempt
+        ? (checkpointer as Partial<NewThreadHint>).expectNew?.(job.jobId)
+        : undefined;
       try {
         // `null` continues the thread from its checkpoint, re-running only unfinished nodes.
         values = await graph.invoke(saved ? null : { $state: { input: toJson(job.input) } }, {
@@ -186,6 +197,8 @@ export function compileGraph(
         });
       } catch (error) {
         throw runError(error, job.signal, timeout, limits);
+      } finally {
+        forgetNew?.();
       }
       return { result: resultOf(values), steps: progress.step, resumed: saved !== undefined };
     },
@@ -245,7 +258,8 @@ function buildGraph(
     const edges = definition.edges.filter((edge) => edge.from === source);
     const conditional = edges.filter((edge) => edge.when !== undefined);
     const fallback = edges.find((edge) => edge.when === undefined)?.to ?? END;
-    if (conditional.length === 0 && fallback !== END) {
+    // Without conditions a plain edge does (to END too): a router would cost every run a step's work.
+    if (conditional.length === 0) {
       graph.addEdge(source, fallback);
       continue;
     }

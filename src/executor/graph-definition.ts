@@ -224,15 +224,23 @@ const EXPRESSION_FIELDS: Record<GraphNode["type"], readonly string[]> = {
   external_agent: ["input"],
 };
 
+const knownProblems = new Map<string, string | null>();
+
 /** Why a JSONata expression does not compile, or null when it does. */
 export function jsonataProblem(expression: string): string | null {
+  const known = knownProblems.get(expression);
+  if (known !== undefined) return known;
+  let problem: string | null = null;
   try {
     jsonata(expression);
-    return null;
   } catch (error) {
     const { message, position } = error as { message?: string; position?: number };
-    return `is not valid JSONata: ${message ?? String(error)}${position === undefined ? "" : ` (at ${position})`}`;
+    problem = `is not valid JSONata: ${message ?? String(error)}${position === undefined ? "" : ` (at ${position})`}`;
   }
+  // Every job of a graph carries the same expressions: parse each once, in a bounded cache.
+  if (knownProblems.size >= 1_000) knownProblems.clear();
+  knownProblems.set(expression, problem);
+  return problem;
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>

@@ -22,12 +22,22 @@ import {
 } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { ExecutorConfig } from "../config.js";
+import { settledBefore } from "../shutdown.js";
 
 /** Where the queue connects and its names and limits (defaults in ExecutorConfig: the issue's names). */
 export type JobQueueSettings = { url: string } & Pick<
   ExecutorConfig,
   "stream" | "subjectPrefix" | "consumer" | "ackWaitMs" | "maxDeliver" | "concurrency"
 >;
+
+/** A running consumer of job messages. */
+export interface JobConsumer {
+  /**
+   * Takes no more messages and waits for those being handled, until `deadline` passes.
+   * Answers whether every one of them finished.
+   */
+  stop(deadline?: AbortSignal): Promise<boolean>;
+}
 
 export interface JobDelivery {
   subject: string;
@@ -192,8 +202,10 @@ export class JobQueue {
   }
 
   /** Pulls and hands each message to `handle` (at most `concurrency` at once) until stop(). */
-  consume(handle: (delivery: JobDelivery) => Promise<void>): { stop(): Promise<void> } {
+  consume(handle: (delivery: JobDelivery) => Promise<void>): JobConsumer {
     const { stream, consumer: name, concurrency } = this.settings;
+    // Under load, one pull for a quarter of the slots rather than one for each job that ends.
+    const pullAtLeast = Math.max(1, Math.floor(concurrency / 4));
     const inFlight = new Set<Promise<void>>();
     let stopped = false;
     let current: ConsumerMessages | undefined;
@@ -210,7 +222,8 @@ export class JobQueue {
     const loop = async () => {
       let consumer: Consumer | undefined;
       while (!stopped) {
-        if (inFlight.size >= concurrency) {
+        // Busy with most slots: wait until enough are free to be worth a pull of their own.
+        if (inFlight.size > 0 && concurrency - inFlight.size < pullAtLeast) {
           await Promise.race([...inFlight, new Promise<void>((resolve) => (wake = resolve))]);
           continue;
         }
@@ -246,14 +259,15 @@ export class JobQueue {
     };
     const done = loop();
     return {
-      stop: async () => {
+      stop: async (deadline) => {
         stopped = true;
         // Closing the pull's inbox is enough: the server drops a pull request nobody listens to,
         // so messages not yet sent stay in the stream for the next worker.
         void current?.close();
         wake();
         await done;
-        await Promise.all(inFlight);
+        // Jobs still running at the deadline are never acked: JetStream redelivers them.
+        return settledBefore(inFlight, deadline);
       },
     };
   }

@@ -24,10 +24,10 @@ export class JobResults {
 
   /** Stores the outcome and announces it; false when the job already had one (it keeps its first). */
   async conclude(job: JobExecutionEvent, stored: StoredOutcome): Promise<boolean> {
-    if (!(await this.store.finish(job.job_id, stored))) return false;
+    const row = await this.store.finish(job.job_id, stored);
+    if (!row) return false;
     this.onFinished(stored.status);
-    const row = await this.store.find(job.job_id);
-    if (row) await this.announceIfUnpublished(row, job);
+    await this.announceIfUnpublished(row, job);
     return true;
   }
 

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { JobRow } from "../db/schema.js";
 import { type CompiledJobGraph, compileGraph, GraphLimitError, type NodeRunners } from "./graph-compiler.js";
 import type { GraphDefinition } from "./graph-definition.js";
-import type { JobError } from "./job-store.js";
+import type { JobError } from "./job-record.js";
 import type { JobStreams } from "./job-stream.js";
 
 /** How a run ended. A failure is `retryable` when running the job again may succeed. */
@@ -45,7 +45,9 @@ export class JobRunner {
 
   async run(job: JobRow, settle: SettleOutcome, signal?: AbortSignal): Promise<RunOutcome> {
     const { streams, logger } = this.options;
-    const emitter = await streams.emitter(job.id);
+    // Its first attempt (claiming counts one): no earlier run left events or checkpoints to look up.
+    const firstAttempt = job.attempts === 1;
+    const emitter = await streams.emitter(job.id, firstAttempt);
     const abort = new AbortController();
     signal?.addEventListener("abort", () => abort.abort(signal.reason), { once: true });
     const watchCancel = setInterval(() => {
@@ -64,6 +66,7 @@ export class JobRunner {
         organizationId: job.organizationId,
         traceId: job.traceId,
         input: job.input,
+        firstAttempt,
         emit: emitter.emit,
         signal: abort.signal,
       });

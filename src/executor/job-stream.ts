@@ -1,7 +1,9 @@
-import { and, asc, eq, gt, max } from "drizzle-orm";
+import { and, asc, eq, gt, max, sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
 import { jobEvents } from "../db/schema.js";
+import { TickBatcher } from "../db/tick-batcher.js";
+import { JOB_WRITES } from "./job-store.js";
 import type { StreamBus } from "./stream-bus.js";
 
 /** One event of a job's stream, as watchers receive it. */
@@ -9,6 +11,13 @@ export interface JobStreamEvent {
   event_type: string;
   data: Record<string, unknown>;
   seq: number;
+}
+
+interface StoredEvent {
+  jobId: string;
+  seq: number;
+  eventType: string;
+  data: Record<string, unknown>;
 }
 
 /** The live channel of a job (the contract's name, with no prefix: clients subscribe to it). */
@@ -30,20 +39,34 @@ export interface JobEmitter {
  * job) for readers that arrive late or reconnect, and published live on the bus.
  */
 export class JobStreams {
+  /** Events of all jobs running now, stored together: one insert for many jobs' events. */
+  private readonly inserts: TickBatcher<StoredEvent, void>;
+
   constructor(
     private readonly db: Db,
     private readonly bus: StreamBus,
     private readonly maxStoredEvents: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    // Rows go as one array per column: the statement is the same whatever the batch's size.
+    this.inserts = new TickBatcher(async (events) => {
+      await db.execute(sql`insert into ${jobEvents} (job_id, seq, event_type, data)
+        select job_id, seq, event_type, data::jsonb from unnest(
+          ${sql.param(events.map((event) => event.jobId))}::text[],
+          ${sql.param(events.map((event) => event.seq))}::int[],
+          ${sql.param(events.map((event) => event.eventType))}::text[],
+          ${sql.param(events.map((event) => JSON.stringify(event.data)))}::text[]
+        ) as event(job_id, seq, event_type, data)`);
+      return [];
+    }, JOB_WRITES);
+  }
 
-  /** An emitter continuing the job's numbering (a resumed job goes on after its last event). */
-  async emitter(jobId: string): Promise<JobEmitter> {
-    const [last] = await this.db
-      .select({ seq: max(jobEvents.seq) })
-      .from(jobEvents)
-      .where(eq(jobEvents.jobId, jobId));
-    let seq = last?.seq ?? 0;
+  /**
+   * An emitter continuing the job's numbering (a resumed job goes on after its last event);
+   * `firstAttempt` says the job never ran before, so it has no events yet.
+   */
+  async emitter(jobId: string, firstAttempt = false): Promise<JobEmitter> {
+    let seq = firstAttempt ? 0 : await this.lastSeq(jobId);
     // Events are written one after the other, so storage and the channel keep their order.
     let chain = Promise.resolve();
     return {
@@ -54,6 +77,14 @@ export class JobStreams {
       },
       flush: () => chain,
     };
+  }
+
+  private async lastSeq(jobId: string): Promise<number> {
+    const [last] = await this.db
+      .select({ seq: max(jobEvents.seq) })
+      .from(jobEvents)
+      .where(eq(jobEvents.jobId, jobId));
+    return last?.seq ?? 0;
   }
 
   /** Stored events after `afterSeq`, in order. */
@@ -76,9 +107,7 @@ export class JobStreams {
   private async record(jobId: string, event: JobStreamEvent): Promise<void> {
     try {
       if (event.seq <= this.maxStoredEvents || ALWAYS_STORED.has(event.event_type))
-        await this.db
-          .insert(jobEvents)
-          .values({ jobId, seq: event.seq, eventType: event.event_type, data: event.data });
+        await this.inserts.submit({ jobId, seq: event.seq, eventType: event.event_type, data: event.data });
       await this.bus.publish(streamChannel(jobId), JSON.stringify(event));
     } catch (error) {
       // A lost stream event must not fail the job itself: its result is what counts.

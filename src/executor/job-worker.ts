@@ -1,6 +1,5 @@
 import type { Logger } from "pino";
 import { isForeignKeyViolation } from "../db/errors.js";
-import type { JobRow } from "../db/schema.js";
 import { DEFAULT_ORGANIZATION_ID } from "../orgs/organization.service.js";
 import { graphDefinitionErrors } from "./graph-definition.js";
 import { type IncomingJob, InvalidJobEventError, type JobExecutionEvent, jobFromNats } from "./job-event.js";
@@ -8,7 +7,7 @@ import type { JobDelivery } from "./job-queue.js";
 import { redeliveryDelayMs } from "./job-queue.js";
 import type { JobResults } from "./job-results.js";
 import type { JobRunner, RunOutcome } from "./job-runner.js";
-import { FINAL_STATUSES, type JobStatus, type JobStore } from "./job-store.js";
+import type { JobStore } from "./job-store.js";
 
 /** Past a lease's end, before a held job's message comes back: the holder's last renewal may be in flight. */
 const LEASE_GRACE_MS = 1_000;
@@ -80,12 +79,9 @@ export class JobWorker {
       delivery.term(reason);
       return;
     }
-    const row = await this.record(delivery, job);
-    if (!row) return;
     const leaseMs = this.options.workingEveryMs * 2;
-    const claim = FINAL_STATUSES.includes(row.status as JobStatus)
-      ? ({ kind: "final", row } as const)
-      : await store.start(row.id, leaseMs);
+    const claim = await this.claim(delivery, job, leaseMs);
+    if (!claim) return;
     if (claim.kind === "final") {
       // Seen before and finished: never run twice, but announce a result whose publication failed.
       await this.options.results.announceIfUnpublished(claim.row, job);
@@ -97,6 +93,7 @@ export class JobWorker {
       delivery.nak(claim.retryInMs + LEASE_GRACE_MS);
       return;
     }
+    const { row } = claim;
     const stopLease = store.holdLease(
       row.id,
       leaseMs,
@@ -107,7 +104,7 @@ export class JobWorker {
     try {
       const finalAttempt = delivery.deliveryCount >= delivery.maxDeliver;
       let settled = "final" as "final" | "retry";
-      await this.options.runner.run(claim.row, async (outcome) => {
+      await this.options.runner.run(row, async (outcome) => {
         settled = await this.settle(delivery, job, outcome, finalAttempt);
         return settled;
       });
@@ -119,11 +116,14 @@ export class JobWorker {
     }
   }
 
-  /** The job's row, recorded now or before; undefined (and the message given up) for an unknown organization. */
-  private async record(delivery: JobDelivery, job: JobExecutionEvent): Promise<JobRow | undefined> {
+  /**
+   * Records the job (a job id seen before keeps its row) and claims it for this run;
+   * undefined (and the message given up) for an unknown organization.
+   */
+  private async claim(delivery: JobDelivery, job: JobExecutionEvent, leaseMs: number) {
     try {
-      return (
-        await this.options.store.create({
+      return await this.options.store.createAndStart(
+        {
           id: job.job_id,
           organizationId: job.organization_id ?? DEFAULT_ORGANIZATION_ID,
           traceId: job.trace_id,
@@ -132,8 +132,9 @@ export class JobWorker {
           input: job.input_payload,
           source: "jetstream",
           createdBy: null,
-        })
-      ).row;
+        },
+        leaseMs,
+      );
     } catch (error) {
       if (!isForeignKeyViolation(error)) throw error;
       const reason = `organization ${job.organization_id} does not exist`;
@@ -163,30 +164,32 @@ export class JobWorker {
         error: { message: "the job was cancelled", type: "JobCancelled" },
       });
     } else {
-      await this.options.results.conclude(job, { status: "failed", error: outcome.error });
+      // The dead letter is written before the result goes out: whoever sees the failed
+      // event finds its dead letter already there.
       if (outcome.retryable)
         await this.deadLetter(
           delivery,
           `failed after ${delivery.deliveryCount} deliveries: ${outcome.error.message}`,
           job.job_id,
         );
+      await this.options.results.conclude(job, { status: "failed", error: outcome.error });
     }
     return "final";
   }
 
-  /** A job that will never succeed: recorded failed when it has a row of that organization, announced, dead-lettered. */
+  /** A job that will never succeed: dead-lettered, then recorded failed when it has a row of that organization, and announced. */
   private async giveUp(
     delivery: JobDelivery,
     job: JobExecutionEvent,
     error: { message: string; type: string },
   ) {
     const { store, results } = this.options;
+    await this.deadLetter(delivery, error.message, job.job_id);
     const row = await store.find(job.job_id);
     if (!row) await results.announceRowless(job, error);
     // Only a row of the message's own organization: a message cannot fail another tenant's job.
     else if (row.organizationId === (job.organization_id ?? DEFAULT_ORGANIZATION_ID))
       await results.conclude(job, { status: "failed", error });
-    await this.deadLetter(delivery, error.message, job.job_id);
   }
 
   private async deadLetter(delivery: JobDelivery, reason: string, jobId?: string): Promise<void> {

@@ -1,4 +1,5 @@
-import type { JobDelivery } from "./job-queue.js";
+import { settledBefore } from "../shutdown.js";
+import type { JobConsumer, JobDelivery } from "./job-queue.js";
 
 interface Pending {
   subject: string;
@@ -29,15 +30,15 @@ export class MemoryJobQueue {
     this.deliver({ subject, data, headers: {}, deliveryCount: 1 });
   }
 
-  consume(handle: (delivery: JobDelivery) => Promise<void>): { stop(): Promise<void> } {
+  consume(handle: (delivery: JobDelivery) => Promise<void>): JobConsumer {
     this.handler = handle;
     for (const message of this.backlog.splice(0)) this.deliver(message);
     return {
-      stop: async () => {
+      stop: async (deadline) => {
         this.stopped = true;
         for (const timer of this.timers) clearTimeout(timer);
         this.timers.clear();
-        await Promise.allSettled([...this.inFlight]);
+        return settledBefore(this.inFlight, deadline);
       },
     };
   }

@@ -54,7 +54,8 @@ export class RedisStreamBus implements StreamBus {
   private readonly local = new MemoryStreamBus();
 
   constructor(url: string, onError: (error: Error) => void) {
-    this.publisher = new Redis(url, { maxRetriesPerRequest: 1 });
+    // Auto-pipelining sends the events many jobs publish in one tick in one write.
+    this.publisher = new Redis(url, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
     this.subscriber = new Redis(url);
     this.publisher.on("error", onError);
     this.subscriber.on("error", onError);

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jobSubmission, structuredBytes } from "../../src/executor/job-event.js";
 import { until } from "../helpers/eventually.js";
+import { publishJob } from "../helpers/jobs.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { uniqueRedisPrefix, uniqueSchema } from "../helpers/schema.js";
 import { TEST_DATABASE_URL, TEST_NATS_URL, TEST_REDIS_URL } from "../helpers/services.js";
@@ -93,18 +93,9 @@ describe("a job across a worker crash", () => {
         { from: "report", to: "__end__" },
       ],
     };
-    const event = jobSubmission(
-      {
-        job_id: jobId,
-        trace_id: randomBytes(16).toString("hex"),
-        agent_definition: definition,
-        input_payload: { file: "report.pdf" },
-      },
-      "test",
-    );
 
     const first = await startWorker();
-    await jetstream(nats).publish(`${prefix}.execute.demo`, structuredBytes(event), { msgID: jobId });
+    await publishJob(nats, prefix, { id: jobId, definition, input: { file: "report.pdf" } });
     await until(() => enricher.requests.length === 1, 30_000);
     expect(scanner.requests).toHaveLength(1);
     await first.kill("SIGKILL");

@@ -2,11 +2,11 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../../src/db/database.js";
+import { BatchedPostgresSaver } from "../../src/executor/checkpoint-saver.js";
 import {
   compileGraph,
   ExpressionError,
@@ -56,7 +56,7 @@ function valid(definition: GraphDefinition): GraphDefinition {
 }
 
 /** Compiling and running, with the job's events collected. */
-function job(saver: PostgresSaver, definition: GraphDefinition, runners = fakeRunners().runners) {
+function job(saver: BatchedPostgresSaver, definition: GraphDefinition, runners = fakeRunners().runners) {
   const graph = compileGraph(valid(definition), runners, saver);
   const jobId = `job_${randomBytes(6).toString("hex")}`;
   const events: Event[] = [];
@@ -77,7 +77,7 @@ describe.each(["postgres", "embedded"] as const)("graph compiler on %s", (kind) 
   let pool: pg.Pool;
   let database: Database | undefined;
   let dataDir: string | undefined;
-  let saver: PostgresSaver;
+  let saver: BatchedPostgresSaver;
 
   beforeAll(async () => {
     if (kind === "postgres") {
@@ -87,7 +87,7 @@ describe.each(["postgres", "embedded"] as const)("graph compiler on %s", (kind) 
       database = await openDatabase({ kind, dataDir }, pino({ level: "silent" }));
       pool = database.pool;
     }
-    saver = new PostgresSaver(pool, undefined, { schema: uniqueSchema() });
+    saver = new BatchedPostgresSaver(pool, uniqueSchema());
     await saver.setup();
   });
   afterAll(async () => {

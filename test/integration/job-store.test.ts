@@ -1,0 +1,146 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Database } from "../../src/db/database.js";
+import { isForeignKeyViolation } from "../../src/db/errors.js";
+import type { NewJob } from "../../src/executor/job-record.js";
+import { JobStore } from "../../src/executor/job-store.js";
+import { SHOUT } from "../helpers/jobs.js";
+import { openTestDatabase } from "../helpers/schema.js";
+
+const LEASE_MS = 60_000;
+
+/**
+ * The job store's batched statements: jobs arriving or finishing together share one
+ * statement, and each still gets exactly what it would have got alone.
+ */
+describe("job store", () => {
+  let database: Database;
+  let store: JobStore;
+
+  beforeAll(async () => {
+    database = await openTestDatabase();
+    store = new JobStore(database.db);
+  });
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  const newJob = (overrides: Partial<NewJob> = {}): NewJob => ({
+    id: `job_${randomBytes(6).toString("hex")}`,
+    organizationId: "org_a",
+    traceId: randomBytes(16).toString("hex"),
+    name: "shout",
+    definition: SHOUT,
+    input: { text: "hi" },
+    source: "jetstream",
+    createdBy: null,
+    ...overrides,
+  });
+
+  it("records and starts jobs arriving together, each with its own row", async () => {
+    const arriving = Array.from({ length: 20 }, () => newJob());
+    const claims = await Promise.all(arriving.map((job) => store.createAndStart(job, LEASE_MS)));
+    for (const [index, claim] of claims.entries()) {
+      const job = arriving[index] as NewJob;
+      expect(claim).toMatchObject({
+        kind: "started",
+        row: {
+          id: job.id,
+          status: "running",
+          attempts: 1,
+          input: job.input,
+          definition: SHOUT,
+          source: "jetstream",
+        },
+      });
+      if (claim.kind !== "started") continue;
+      expect(claim.row.createdAt).toBeInstanceOf(Date);
+      expect(claim.row.leaseUntil?.getTime()).toBeGreaterThan(Date.now() + LEASE_MS / 2);
+    }
+  });
+
+  it("starts a job id delivered twice at once only once", async () => {
+    const job = newJob();
+    // The first two calls take both write slots; the two copies then share a batch.
+    const [, , first, second] = await Promise.all([
+      store.createAndStart(newJob(), LEASE_MS),
+      store.createAndStart(newJob(), LEASE_MS),
+      store.createAndStart(job, LEASE_MS),
+      store.createAndStart(job, LEASE_MS),
+    ]);
+    expect([first?.kind, second?.kind].sort()).toEqual(["leased", "started"]);
+  });
+
+  it("claims a queued job and one whose lease ran out, not one held or final", async () => {
+    const { row: queued } = await store.create(newJob({ source: "http" }));
+    expect(await store.createAndStart({ ...newJob(), id: queued.id }, LEASE_MS)).toMatchObject({
+      kind: "started",
+      row: { id: queued.id, source: "http", attempts: 1 },
+    });
+    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS)).toMatchObject({ kind: "leased" });
+    await database.pool.query("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1", [
+      queued.id,
+    ]);
+    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS)).toMatchObject({
+      kind: "started",
+      row: { attempts: 2 },
+    });
+    await store.finish(queued.id, { status: "completed", result: 1 });
+    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS)).toMatchObject({
+      kind: "final",
+      row: { status: "completed", result: 1 },
+    });
+  });
+
+  it("refuses a job of an unknown organization without failing the jobs beside it", async () => {
+    const [good, unknown, other] = await Promise.allSettled([
+      store.createAndStart(newJob(), LEASE_MS),
+      store.createAndStart(newJob({ organizationId: "org_missing" }), LEASE_MS),
+      store.createAndStart(newJob(), LEASE_MS),
+    ]);
+    expect(good).toMatchObject({ status: "fulfilled", value: { kind: "started" } });
+    expect(other).toMatchObject({ status: "fulfilled", value: { kind: "started" } });
+    expect(unknown.status).toBe("rejected");
+    expect(isForeignKeyViolation((unknown as PromiseRejectedResult).reason)).toBe(true);
+  });
+
+  it("stores a job's first outcome and answers the final row; a second outcome changes nothing", async () => {
+    const jobs = await Promise.all([newJob(), newJob()].map((job) => store.createAndStart(job, LEASE_MS)));
+    const [a, b] = jobs.map((claim) => (claim.kind === "started" ? claim.row.id : ""));
+    const [, first, second, nothing] = await Promise.all([
+      store.finish(a as string, { status: "completed", result: { text: "HI" } }),
+      store.finish(b as string, { status: "failed", error: { message: "no", type: "Error" } }),
+      store.finish(b as string, { status: "completed", result: "late" }),
+      store.finish(a as string, { status: "completed", result: null }),
+    ]);
+    expect(first).toMatchObject({
+      id: b,
+      status: "failed",
+      result: null,
+      error: { message: "no", type: "Error" },
+    });
+    expect(first?.finishedAt).toBeInstanceOf(Date);
+    expect(first?.leaseUntil).toBeNull();
+    expect(second).toBeUndefined();
+    expect(nothing).toBeUndefined();
+    expect(await store.find(a as string)).toMatchObject({ status: "completed", result: { text: "HI" } });
+  });
+
+  it("stores a completed job without a result as null", async () => {
+    const claim = await store.createAndStart(newJob({ input: undefined }), LEASE_MS);
+    if (claim.kind !== "started") throw new Error("not started");
+    expect(claim.row.input).toBeNull();
+    expect(await store.finish(claim.row.id, { status: "completed", result: undefined })).toMatchObject({
+      status: "completed",
+      result: null,
+    });
+  });
+
+  it("notes the results published together", async () => {
+    const ids = (await Promise.all([newJob(), newJob(), newJob()].map((job) => store.create(job)))).map(
+      ({ row }) => row.id,
+    );
+    await Promise.all(ids.map((id) => store.markPublished(id)));
+    for (const id of ids) expect((await store.find(id))?.resultPublishedAt).toBeInstanceOf(Date);
+  });
+});
