@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
+import type { DutyLeases } from "../db/duty-leases.js";
 import type { InvocationService } from "../invocation/invocation.service.js";
+import { settledBefore } from "../shutdown.js";
 import type { ApprovalService } from "./approval.service.js";
 import type { ApprovalWorkflow } from "./approval-config.js";
 import { approvalEmail } from "./approval-email.js";
@@ -12,10 +14,13 @@ export interface ApprovalSchedulerOptions {
   /** Absent: approvers are not e-mailed (STEWARD_SMTP_URL unset). */
   mailer?: Mailer;
   publicUrl: string;
+  /** Approval expiry, reminders and escalations run on one replica at a time. */
+  leases: DutyLeases;
   intervalMs?: number;
   clock?: () => Date;
 }
 
+const APPROVALS_DUTY = "approval scheduler";
 /** How long one replica holds an e-mail it is sending before another may retry it. */
 const NOTIFY_LEASE_MS = 60_000;
 
@@ -41,16 +46,29 @@ export class ApprovalScheduler {
   }
 
   start(): void {
+    const intervalMs = this.options.intervalMs ?? 1_000;
     this.timer = setInterval(() => {
-      this.running ??= this.runOnce().finally(() => {
+      this.running ??= this.tick(intervalMs).finally(() => {
         this.running = undefined;
       });
-    }, this.options.intervalMs ?? 1_000);
+    }, intervalMs);
   }
 
-  async stop(): Promise<void> {
+  private async tick(intervalMs: number): Promise<void> {
+    let ours: boolean;
+    try {
+      ours = await this.options.leases.hold(APPROVALS_DUTY, intervalMs);
+    } catch (error) {
+      this.logger.error({ err: error }, "could not take the approval scheduler's lease; will try again");
+      return;
+    }
+    if (ours) await this.runOnce();
+  }
+
+  /** Schedules nothing more and waits for a run under way, until `deadline` at most. */
+  async stop(deadline?: AbortSignal): Promise<void> {
     clearInterval(this.timer);
-    await this.running;
+    if (this.running) await settledBefore([this.running], deadline);
   }
 
   /** Escalates and settles every request that is due now. */

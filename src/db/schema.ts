@@ -534,3 +534,11 @@ export const jobDeadLetters = pgTable("job_dead_letters", {
 });
 
 export type JobRow = typeof jobs.$inferSelect;
+
+/** Who does each single background duty now: see src/db/duty-leases.ts. */
+export const dutyLeases = pgTable("duty_leases", {
+  duty: text("duty").primaryKey(),
+  holder: text("holder").notNull(),
+  expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  acquiredAt: timestamp("acquired_at", { withTimezone: true }).notNull().defaultNow(),
+});

@@ -4,9 +4,11 @@ import type { Config } from "../config.js";
 import { ConfigError } from "../config.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { Db } from "../db/database.js";
+import type { DutyLeases } from "../db/duty-leases.js";
 import type { DeliveryStore } from "../delivery/delivery-store.js";
 import type { EventOutbox } from "../delivery/delivery-target.js";
 import type { OrganizationService } from "../orgs/organization.service.js";
+import { settledBefore } from "../shutdown.js";
 import { agentAlertRoutes } from "./agent-alert.routes.js";
 import { AgentAlertService } from "./agent-alert.service.js";
 import { agentConfigRoutes } from "./agent-config.routes.js";
@@ -34,6 +36,8 @@ export interface LifecycleDependencies {
   webhookEvents: EventOutbox;
   deliveries: DeliveryStore;
   wakeDelivery: () => void;
+  /** The heartbeat sweep and telemetry retention run on one replica at a time. */
+  leases: DutyLeases;
   logger: Logger;
 }
 
@@ -55,6 +59,8 @@ export class Lifecycle {
   private readonly discovery: AgentDiscovery;
   private readonly processes: AgentProcesses;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Background tasks under way, which `stop` waits for. */
+  private readonly running = new Set<Promise<void>>();
   private stopWatching?: () => void;
 
   private constructor(
@@ -159,32 +165,42 @@ export class Lifecycle {
     await this.discovery.scan(this.operatorOrganizationId, context);
     if (settings.watchAgentsDir)
       this.stopWatching = this.discovery.watch(this.operatorOrganizationId, context);
-    this.every(settings.heartbeatSweepMs, "heartbeat sweep", () => this.health.sweep());
-    this.every(RETENTION_INTERVAL_MS, "telemetry retention", async () => {
+    this.single(settings.heartbeatSweepMs, "heartbeat sweep", () => this.health.sweep());
+    this.single(RETENTION_INTERVAL_MS, "telemetry retention", async () => {
       const cutoff = new Date(Date.now() - settings.telemetryRetentionDays * 86_400_000);
       const removed = await this.telemetry.pruneOlderThan(cutoff);
       if (removed.metrics + removed.logs > 0) logger.info(removed, "old agent telemetry deleted");
     });
   }
 
-  async stop(): Promise<void> {
+  /** Ends the background work (waiting for a sweep under way until `deadline` at most) and stops the agents. */
+  async stop(deadline?: AbortSignal): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    await settledBefore(this.running, deadline);
     this.stopWatching?.();
     await this.processes.stopAll();
     await this.nats?.close();
   }
 
+  /** Runs `task` every `ms` on whichever replica holds the duty's lease, never two at once. */
+  private single(ms: number, duty: string, task: () => Promise<void>): void {
+    this.every(ms, duty, async () => {
+      if (await this.deps.leases.hold(duty, ms)) await task();
+    });
+  }
+
   /** Runs `task` every `ms`, never two at once, logging (not throwing) its failures. */
   private every(ms: number, name: string, task: () => Promise<void>): void {
-    let running = false;
+    let running: Promise<void> | undefined;
     const timer = setInterval(() => {
       if (running) return;
-      running = true;
-      task()
+      running = task()
         .catch((error: unknown) => this.deps.logger.error({ err: error }, `${name} failed`))
         .finally(() => {
-          running = false;
+          this.running.delete(running as Promise<void>);
+          running = undefined;
         });
+      this.running.add(running);
     }, ms);
     timer.unref();
     this.timers.push(timer);
