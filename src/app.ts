@@ -17,9 +17,10 @@ import { ApiKeyService } from "./auth/api-key.service.js";
 import { createAuthenticator } from "./auth/authenticator.js";
 import { ensureAdminAccess } from "./auth/bootstrap.js";
 import { createJwtAuthenticator } from "./auth/jwt.js";
-import type { Config } from "./config.js";
+import type { Config, ShutdownConfig } from "./config.js";
 import { createSecretBox } from "./crypto/key-ring.js";
 import { type Database, openDatabase } from "./db/database.js";
+import { DutyLeases } from "./db/duty-leases.js";
 import { runMigrations } from "./db/migrate.js";
 import { ADAPTERS } from "./delivery/adapters/registry.js";
 import { CallbackDeliveryTarget } from "./delivery/callback-target.js";
@@ -50,10 +51,12 @@ import { governanceSettingsRoutes } from "./governance/settings/governance-setti
 import { GovernanceSettingsService } from "./governance/settings/governance-settings.service.js";
 import { registerDashboard } from "./http/dashboard.js";
 import { createHttpServer } from "./http/server.js";
+import { AbandonedCallSweeper } from "./invocation/abandoned-calls.js";
 import { AddressGuard } from "./invocation/address-guard.js";
 import { AgentClient } from "./invocation/agent-client.js";
 import { invocationRoutes } from "./invocation/invocation.routes.js";
 import { InvocationService } from "./invocation/invocation.service.js";
+import { InvocationJournal } from "./invocation/invocation-journal.js";
 import { InvocationStore } from "./invocation/invocation-store.js";
 import { Lifecycle } from "./lifecycle/lifecycle.js";
 import { lineageRoutes } from "./lineage/lineage.routes.js";
@@ -71,7 +74,12 @@ export interface Steward {
   database: Database;
   /** Set on a first start without any key: the admin key to show once. */
   firstAdminKey?: string;
-  close(): Promise<void>;
+  /**
+   * Shuts down: readiness goes false, then (after `delayMs`) the listener closes, and
+   * in-flight requests, jobs and deliveries finish — or, past `timeoutMs`, are cut — before
+   * every connection closes. Without a timeout it waits for all of them.
+   */
+  close(options?: Partial<ShutdownConfig>): Promise<void>;
 }
 
 /**
@@ -81,10 +89,21 @@ export interface Steward {
 export async function createSteward(config: Config, logger: Logger): Promise<Steward> {
   const database = await openDatabase(config.database, logger);
   const closers: Array<() => Promise<void>> = [];
+  /**
+   * What takes in new work besides the listener — the delivery worker, the job consumer,
+   * the schedulers. Stopped first, together with the listener, then the closers run.
+   */
+  const intake: Array<() => Promise<void>> = [];
+  let shuttingDown = false;
+  /** Set when shutdown begins; the duties that stop wait for their work until it passes. */
+  let deadline: AbortSignal | undefined;
   try {
     const migrations = await runMigrations(database.pool, database.schema);
     if (migrations.applied.length > 0) logger.info({ applied: migrations.applied }, "database migrated");
 
+    const leases = new DutyLeases(database.db, logger);
+    // Released once the duties have stopped (closers run after intake), so a successor takes them over at once.
+    closers.push(() => leases.releaseAll());
     const secretBox = await createSecretBox(config, logger);
     const guard = new AddressGuard(config.privateNetworks, { dnsServers: config.dnsServers });
     const organizations = new OrganizationService(database.db);
@@ -100,11 +119,11 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     const { limiter, redis } = await createRateLimiter(config, logger);
     closers.push(() => limiter.close());
     const agentClient = new AgentClient({ guard, maxResponseBytes: config.maxResponseBytes });
-    closers.push(() => agentClient.close());
+    closers.push(() => agentClient.close(deadline));
     // A claim outlives one attempt with room to spare; after a crash, that long until another worker takes over.
     const deliveries = new DeliveryStore(database.db, config.delivery.timeoutMs * 2 + 5_000);
     const sender = createHttpSender(guard);
-    closers.push(() => sender.close());
+    closers.push(() => sender.close(deadline));
     const worker = new DeliveryWorker({
       store: deliveries,
       targets: {
@@ -127,16 +146,18 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     const invocationOutbox = new InvocationOutbox(deliveries, webhookEvents, ADAPTERS, wakeWorker);
     const approvals = new ApprovalService(database.db, webhookEvents);
     const approvalRules = new ApprovalRuleService(database.db);
+    const invocationStore = new InvocationStore(database.db);
+    const journal = new InvocationJournal(database.db, invocationStore, budgets, invocationOutbox);
     const invocationService = new InvocationService({
       agents,
-      store: new InvocationStore(database.db),
+      store: invocationStore,
+      journal,
       settings,
       policies,
       limiter,
       budgets,
       approvals: new ApprovalRulesGate(database.db, approvals, approvalRules, invocationOutbox),
       client: agentClient,
-      outbox: invocationOutbox,
       metrics,
       logger,
       environment: config.env,
@@ -162,7 +183,8 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       metrics,
       logger,
     });
-    closers.push(() => executor.stop());
+    closers.push(() => executor.close(deadline));
+    intake.push(() => executor.stopConsuming(deadline));
     const lifecycle = await Lifecycle.create({
       config,
       db: database.db,
@@ -171,9 +193,10 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       webhookEvents,
       deliveries,
       wakeDelivery: wakeWorker,
+      leases,
       logger,
     });
-    closers.push(() => lifecycle.stop());
+    intake.push(() => lifecycle.stop(deadline));
     const authenticate = createAuthenticator(
       apiKeys,
       (token) => lifecycle.agents.authenticate(token),
@@ -189,6 +212,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     await server.register(
       healthRoutes({
         databaseKind: database.kind,
+        shuttingDown: () => shuttingDown,
         checks: {
           database: () => database.ping(),
           ...(redis ? { redis: async () => void (await redis.ping()) } : {}),
@@ -233,7 +257,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       logger.warn("the dashboard is not built (npm run build builds it); serving the API only");
     await server.ready();
     worker.start();
-    closers.push(() => worker.stop());
+    intake.push(() => worker.stop(deadline));
     const mailer = config.smtp ? createSmtpMailer(config.smtp) : undefined;
     if (mailer) closers.push(async () => mailer.close());
     const approvalScheduler = new ApprovalScheduler({
@@ -242,9 +266,20 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       logger,
       mailer,
       publicUrl: config.delivery.publicUrl,
+      leases,
     });
     approvalScheduler.start();
-    closers.push(() => approvalScheduler.stop());
+    const abandonedCalls = new AbandonedCallSweeper({
+      db: database.db,
+      journal,
+      leases,
+      logger,
+      abandonAfterMs: config.abandonedCallAfterMs,
+      intervalMs: Math.min(ABANDONED_SWEEP_INTERVAL_MS, config.abandonedCallAfterMs),
+    });
+    abandonedCalls.start();
+    intake.push(() => abandonedCalls.stop(deadline));
+    intake.push(() => approvalScheduler.stop(deadline));
     await lifecycle.start();
     await executor.start();
 
@@ -252,19 +287,45 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       server,
       database,
       firstAdminKey,
-      async close() {
+      async close({ delayMs = 0, timeoutMs }: Partial<ShutdownConfig> = {}) {
+        shuttingDown = true;
+        if (delayMs > 0) {
+          logger.info({ delay_ms: delayMs }, "not ready; closing the listener after the shutdown delay");
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+        }
+        const cutRequests = () => {
+          logger.warn({ timeout_ms: timeoutMs }, "shutdown deadline passed; cutting what is still under way");
+          server.server.closeAllConnections();
+          // Upgraded sockets are not among the server's connections; a peer that never
+          // answers the close frame would otherwise hold the process.
+          for (const socket of server.websocketServer?.clients ?? []) socket.terminate();
+        };
+        if (timeoutMs !== undefined) {
+          deadline = AbortSignal.timeout(timeoutMs);
+          deadline.addEventListener("abort", cutRequests, { once: true });
+        }
         try {
-          await server.close();
+          await Promise.all([server.close(), stopAll(intake, logger)]);
         } finally {
           await closeAll(closers, logger);
+          deadline?.removeEventListener("abort", cutRequests);
           await database.close();
         }
       },
     };
   } catch (error) {
+    await stopAll(intake, logger);
     await closeAll(closers, logger);
     await database.close();
     throw error;
+  }
+}
+
+/** Stops every source of new work at once; one failing does not keep the others running. */
+async function stopAll(intake: Array<() => Promise<void>>, logger: Logger): Promise<void> {
+  const results = await Promise.allSettled(intake.map((stop) => stop()));
+  for (const result of results) {
+    if (result.status === "rejected") logger.error({ err: result.reason }, "error while shutting down");
   }
 }
 
@@ -279,6 +340,8 @@ async function closeAll(closers: Array<() => Promise<void>>, logger: Logger): Pr
   }
 }
 
+/** How often one replica looks for calls abandoned by a process that died. */
+const ABANDONED_SWEEP_INTERVAL_MS = 60_000;
 /** How long start-up waits for Redis before serving with the fail mode in charge. */
 const REDIS_READY_WAIT_MS = 5_000;
 /** During an outage the client reports every reconnect attempt; one log line per this period is enough. */

@@ -8,7 +8,14 @@ export type StewardEnv = "development" | "production";
 
 export type DatabaseConfig =
   | { kind: "embedded"; dataDir: string }
-  | { kind: "postgres"; connectionString: string; schema: string; poolSize: number };
+  | {
+      kind: "postgres";
+      connectionString: string;
+      schema: string;
+      poolSize: number;
+      /** Frequent statements run as named prepared ones; off for poolers that cannot keep them. */
+      preparedStatements?: boolean;
+    };
 
 export interface JwtConfig {
   secret?: string;
@@ -49,6 +56,8 @@ export interface Config {
   dnsServers: string[];
   /** Default whole-request timeout of a call to an agent. */
   invokeTimeoutMs: number;
+  /** A call still running this long after it began is closed as abandoned (its process died). */
+  abandonedCallAfterMs: number;
   /** Largest agent response body Steward reads. */
   maxResponseBytes: number;
   delivery: DeliveryConfig;
@@ -58,6 +67,15 @@ export interface Config {
   nats?: NatsConfig;
   lifecycle: LifecycleConfig;
   executor: ExecutorConfig;
+  shutdown: ShutdownConfig;
+}
+
+/** What SIGTERM does: readiness false at once, then stop accepting, then finish what is under way. */
+export interface ShutdownConfig {
+  /** Between readiness going false and the listener closing, so load balancers stop sending first. */
+  delayMs: number;
+  /** In-flight requests and jobs get this long; what is unfinished then is cut (jobs are redelivered). */
+  timeoutMs: number;
 }
 
 export interface NatsConfig {
@@ -99,6 +117,8 @@ export interface ExecutorConfig {
   maxDeliver: number;
   /** Jobs one process runs at once. */
   concurrency: number;
+  /** Whether `serve` consumes jobs from JetStream too (off: only `steward worker` processes do). */
+  consume: boolean;
   /** Stream events kept per job for late readers. */
   maxStoredEvents: number;
   llm: {
@@ -186,12 +206,18 @@ export function loadConfig(env: Env = process.env): Config {
     encryptionKey,
     previousEncryptionKeys: list(read("STEWARD_ENCRYPTION_PREVIOUS_KEYS")),
     bootstrapAdminKey,
+    shutdown: {
+      delayMs: integer("STEWARD_SHUTDOWN_DELAY_SECONDS", 0, 0, 300) * 1000,
+      timeoutMs: integer("STEWARD_SHUTDOWN_TIMEOUT_SECONDS", 25, 1, 3600) * 1000,
+    },
     jwt: jwtConfig(read),
     redis: redisConfig(read, integer),
     rateLimitFailMode: oneOf("STEWARD_RATE_LIMIT_FAIL_MODE", ["open", "closed"] as const, "open"),
     privateNetworks: privateNetworks(read("STEWARD_ALLOW_PRIVATE_NETWORKS")),
     dnsServers: list(read("STEWARD_DNS_SERVERS")),
     invokeTimeoutMs: integer("STEWARD_INVOKE_TIMEOUT_MS", 30_000, 100, 600_000),
+    // Past the longest agent timeout (600 s), with room to spare.
+    abandonedCallAfterMs: integer("STEWARD_ABANDONED_CALL_AFTER_SECONDS", 900, 1, 86_400) * 1000,
     maxResponseBytes: integer("STEWARD_MAX_RESPONSE_BYTES", 1024 * 1024, 1024, 100 * 1024 * 1024),
     delivery: {
       publicUrl: (
@@ -212,6 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
       ackWaitMs: integer("STEWARD_JOBS_ACK_WAIT_S", 300, 1, 86_400) * 1000,
       maxDeliver: integer("STEWARD_JOBS_MAX_DELIVER", 3, 1, 100),
       concurrency: integer("STEWARD_JOBS_CONCURRENCY", 4, 1, 256),
+      consume: oneOf("STEWARD_JOBS_CONSUME", ["on", "off"] as const, "on") === "on",
       maxStoredEvents: integer("STEWARD_JOB_EVENTS_MAX", 10_000, 10, 1_000_000),
       llm: {
         baseUrl: (httpUrl(read, "OPENAI_BASE_URL") ?? "https://api.openai.com/v1").replace(/\/+$/, ""),
@@ -368,13 +395,18 @@ function databaseConfig(
     throw new ConfigError("STEWARD_DB_SCHEMA", `must be a lower-case SQL identifier (got "${schema}")`);
   }
   const poolSize = integer("STEWARD_DB_POOL_SIZE", 10, 1, 200);
+  const prepared = read("STEWARD_DB_PREPARED_STATEMENTS") ?? "on";
+  if (prepared !== "on" && prepared !== "off") {
+    throw new ConfigError("STEWARD_DB_PREPARED_STATEMENTS", `must be one of on, off (got "${prepared}")`);
+  }
+  const preparedStatements = prepared === "on";
 
   const url = read("DATABASE_URL");
   if (url) {
     if (!/^postgres(ql)?:\/\//.test(url)) {
       throw new ConfigError("DATABASE_URL", "must be a postgres:// or postgresql:// URL");
     }
-    return { kind: "postgres", connectionString: url, schema, poolSize };
+    return { kind: "postgres", connectionString: url, schema, poolSize, preparedStatements };
   }
   const host = read("POSTGRES_HOST");
   if (host) {
@@ -389,6 +421,7 @@ function databaseConfig(
       connectionString: `postgres://${auth}@${hostPart}:${port}/${database}`,
       schema,
       poolSize,
+      preparedStatements,
     };
   }
   return { kind: "embedded", dataDir };

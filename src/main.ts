@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import type { Logger } from "pino";
-import { createSteward } from "./app.js";
+import { createSteward, type Steward } from "./app.js";
 import { ApiKeyService, SYSTEM_ACTOR } from "./auth/api-key.service.js";
 import { isRole, ROLES } from "./auth/permissions.js";
-import { type Config, ConfigError, loadClientConfig, loadConfig } from "./config.js";
+import { type Config, ConfigError, loadClientConfig, loadConfig, type ShutdownConfig } from "./config.js";
+import { rotateKeys } from "./crypto/key-rotation-cli.js";
 import { openDatabase } from "./db/database.js";
 import { DirectoryInUseError } from "./db/directory-lock.js";
 import { runMigrations } from "./db/migrate.js";
@@ -20,6 +21,8 @@ Commands:
   migrate                    Apply database migrations and exit
   keys create --role ROLE    Create an API key and print it once
       [--name NAME] [--org ORGANIZATION_ID] [--team TEAM] [--expires-at ISO-8601] [--platform-admin]
+  keys rotate [--dry-run]    Re-encrypt stored secrets with STEWARD_ENCRYPTION_KEY (the old key listed in
+                             STEWARD_ENCRYPTION_PREVIOUS_KEYS); --dry-run only counts
 
 ${AGENTS_USAGE}
 
@@ -50,25 +53,37 @@ async function serve(config: Config, logger: Logger): Promise<void> {
       ].join("\n"),
     );
   }
-  stopOnSignals(steward, logger);
+  stopOnSignals(steward, config.shutdown, logger);
 }
 
 /** The job consumer alone, so workers scale apart from the API (the same process, not listening). */
 async function worker(config: Config, logger: Logger): Promise<void> {
   if (!config.nats)
     throw new ConfigError("NATS_URL", "is required by `steward worker`: it consumes JetStream");
+  if (!config.executor.consume)
+    throw new ConfigError("STEWARD_JOBS_CONSUME", "is off, which leaves `steward worker` nothing to do");
   const steward = await createSteward(config, logger);
   logger.info({ stream: config.executor.stream }, "worker consuming jobs");
-  stopOnSignals(steward, logger);
+  stopOnSignals(steward, config.shutdown, logger);
 }
 
-function stopOnSignals(steward: { close(): Promise<void> }, logger: Logger): void {
+/** Past the shutdown deadline, how long closing connections may still take before the process exits anyway. */
+const EXIT_GRACE_MS = 5_000;
+
+function stopOnSignals(steward: Steward, shutdown: ShutdownConfig, logger: Logger): void {
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down");
-    await steward.close();
+    logger.info({ signal, timeout_ms: shutdown.timeoutMs }, "shutting down");
+    setTimeout(
+      () => {
+        logger.error("shutdown did not complete in time; exiting");
+        process.exit(1);
+      },
+      shutdown.delayMs + shutdown.timeoutMs + EXIT_GRACE_MS,
+    ).unref();
+    await steward.close(shutdown);
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));
@@ -150,6 +165,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === "worker") return worker(config, logger);
   if (command === "migrate") return migrate(config, logger);
   if (command === "keys" && rest[0] === "create") return createKey(config, logger, rest.slice(1));
+  if (command === "keys" && rest[0] === "rotate") return rotateKeys(config, logger, rest.slice(1));
   throw new UsageError(`unknown command: ${argv.join(" ")}`);
 }
 

@@ -15,6 +15,8 @@ export type ReadinessChecks = Record<string, () => Promise<void>>;
 export function healthRoutes(options: {
   checks: ReadinessChecks;
   databaseKind: string;
+  /** True from the moment shutdown begins: readiness goes false before anything stops. */
+  shuttingDown: () => boolean;
 }): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
@@ -33,7 +35,8 @@ export function healthRoutes(options: {
       "/ready",
       {
         schema: {
-          summary: "Readiness: the database, and Redis and NATS when configured, answer",
+          summary:
+            "Readiness: the database, and Redis and NATS when configured, answer, and the process is not shutting down",
           tags,
           response: {
             200: Type.Object({
@@ -48,6 +51,7 @@ export function healthRoutes(options: {
         },
       },
       async (request) => {
+        if (options.shuttingDown()) throw new AppError("SERVICE_UNAVAILABLE", "Not ready: shutting down");
         const results = await Promise.all(
           Object.entries(options.checks).map(async ([name, check]) => {
             try {

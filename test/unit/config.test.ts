@@ -56,12 +56,14 @@ describe("loadConfig", () => {
         encryptionKey: undefined,
         previousEncryptionKeys: [],
         bootstrapAdminKey: undefined,
+        shutdown: { delayMs: 0, timeoutMs: 25_000 },
         jwt: undefined,
         redis: undefined,
         rateLimitFailMode: "open",
         privateNetworks: { kind: "none" },
         dnsServers: [],
         invokeTimeoutMs: 30_000,
+        abandonedCallAfterMs: 900_000,
         maxResponseBytes: 1024 * 1024,
         delivery: {
           publicUrl: "http://localhost:8080",
@@ -80,6 +82,7 @@ describe("loadConfig", () => {
           ackWaitMs: 300_000,
           maxDeliver: 3,
           concurrency: 4,
+          consume: true,
           maxStoredEvents: 10_000,
           llm: { baseUrl: "https://api.openai.com/v1", allowedBaseUrls: [], keys: {}, timeoutMs: 120_000 },
         },
@@ -201,6 +204,7 @@ describe("loadConfig", () => {
         connectionString: "postgres://steward:hunter2@db.internal:6543/registry",
         schema: "public",
         poolSize: 10,
+        preparedStatements: true,
       });
     });
 
@@ -243,7 +247,29 @@ describe("loadConfig", () => {
         connectionString: url,
         schema: "public",
         poolSize: 10,
+        preparedStatements: true,
       });
+    });
+
+    it("turns prepared statements off for poolers that cannot keep them, and refuses other values", () => {
+      const url = "postgres://u@pgbouncer:6432/steward";
+      expect(loadConfig({ DATABASE_URL: url, STEWARD_DB_PREPARED_STATEMENTS: "off" }).database).toMatchObject(
+        {
+          preparedStatements: false,
+        },
+      );
+      expect(configError({ DATABASE_URL: url, STEWARD_DB_PREPARED_STATEMENTS: "no" }).variable).toBe(
+        "STEWARD_DB_PREPARED_STATEMENTS",
+      );
+    });
+
+    it("reads the shutdown delay and deadline in seconds, and refuses a deadline of 0", () => {
+      expect(
+        loadConfig({ STEWARD_SHUTDOWN_DELAY_SECONDS: "5", STEWARD_SHUTDOWN_TIMEOUT_SECONDS: "40" }).shutdown,
+      ).toEqual({ delayMs: 5_000, timeoutMs: 40_000 });
+      expect(configError({ STEWARD_SHUTDOWN_TIMEOUT_SECONDS: "0" }).variable).toBe(
+        "STEWARD_SHUTDOWN_TIMEOUT_SECONDS",
+      );
     });
 
     it("refuses a DATABASE_URL that is not postgres", () => {
