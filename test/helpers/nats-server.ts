@@ -11,6 +11,7 @@ import {
   encodeUser,
   fmtCreds,
 } from "@nats-io/jwt";
+import { stopProcess } from "./child-process.js";
 
 /** The nats-server binary the integration tests start their own servers from. */
 export const NATS_SERVER_BIN = "/usr/sbin/nats-server";
@@ -164,13 +165,4 @@ function listeningPort(child: ChildProcess, timeoutMs = 10_000): Promise<number>
       }
     });
   });
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
