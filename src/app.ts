@@ -376,6 +376,7 @@ async function createRateLimiter(
     redis,
     keyPrefix: config.redis.keyPrefix,
     failMode: config.rateLimitFailMode,
+    timeoutMs: config.rateLimitTimeoutMs,
     onStoreError: (error) => logThrottled(error, "rate-limit store did not answer in time"),
   });
   return { limiter, redis };

@@ -51,6 +51,8 @@ export interface Config {
   /** Unset: rate-limit counters live in memory (one process). */
   redis?: RedisConfig;
   rateLimitFailMode: "open" | "closed";
+  /** How long a rate-limit decision waits for Redis before the fail mode applies. */
+  rateLimitTimeoutMs: number;
   privateNetworks: PrivateNetworkAccess;
   /** DNS servers for resolving agent hosts ("host" or "host:port"); unset: the system resolver. */
   dnsServers: string[];
@@ -213,6 +215,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwt: jwtConfig(read),
     redis: redisConfig(read, integer),
     rateLimitFailMode: oneOf("STEWARD_RATE_LIMIT_FAIL_MODE", ["open", "closed"] as const, "open"),
+    rateLimitTimeoutMs: integer("STEWARD_RATE_LIMIT_TIMEOUT_MS", 50, 5, 10_000),
     privateNetworks: privateNetworks(read("STEWARD_ALLOW_PRIVATE_NETWORKS")),
     dnsServers: list(read("STEWARD_DNS_SERVERS")),
     invokeTimeoutMs: integer("STEWARD_INVOKE_TIMEOUT_MS", 30_000, 100, 600_000),

@@ -89,6 +89,8 @@ export function stewardEnvironment(extra: Record<string, string> = {}) {
       STEWARD_DB_SCHEMA: schema,
       REDIS_URL: TEST_REDIS_URL,
       STEWARD_REDIS_PREFIX: uniqueRedisPrefix(),
+      // See invokeEnv: exact admission counts must not depend on Redis answering in 50 ms.
+      STEWARD_RATE_LIMIT_TIMEOUT_MS: "1000",
       STEWARD_BOOTSTRAP_ADMIN_KEY: adminKey,
       STEWARD_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
       STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",

@@ -319,7 +319,10 @@ describe("Redis unreachable mid-test, fail mode open", () => {
   beforeAll(async () => {
     proxy = await TcpProxy.open(TEST_REDIS_URL);
     closers.push(() => proxy.stop());
-    const t = await started("postgres", invokeEnv({ REDIS_URL: proxy.urlFor(TEST_REDIS_URL) }));
+    const t = await started(
+      "postgres",
+      invokeEnv({ REDIS_URL: proxy.urlFor(TEST_REDIS_URL), STEWARD_RATE_LIMIT_TIMEOUT_MS: "50" }),
+    );
     steward = as(t, t.adminKey);
   });
 
@@ -389,7 +392,11 @@ describe("Redis unreachable, fail mode closed", () => {
     // Started with Redis up, so start-up does not wait out its readiness deadline.
     const t = await started(
       "postgres",
-      invokeEnv({ REDIS_URL: proxy.urlFor(TEST_REDIS_URL), STEWARD_RATE_LIMIT_FAIL_MODE: "closed" }),
+      invokeEnv({
+        REDIS_URL: proxy.urlFor(TEST_REDIS_URL),
+        STEWARD_RATE_LIMIT_FAIL_MODE: "closed",
+        STEWARD_RATE_LIMIT_TIMEOUT_MS: "50",
+      }),
     );
     steward = as(t, t.adminKey);
   });

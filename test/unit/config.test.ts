@@ -60,6 +60,7 @@ describe("loadConfig", () => {
         jwt: undefined,
         redis: undefined,
         rateLimitFailMode: "open",
+        rateLimitTimeoutMs: 50,
         privateNetworks: { kind: "none" },
         dnsServers: [],
         invokeTimeoutMs: 30_000,
@@ -362,6 +363,13 @@ describe("loadConfig", () => {
       expect(loadConfig({ STEWARD_RATE_LIMIT_FAIL_MODE: "closed" }).rateLimitFailMode).toBe("closed");
       expect(() => loadConfig({ STEWARD_RATE_LIMIT_FAIL_MODE: "maybe" })).toThrow(
         /STEWARD_RATE_LIMIT_FAIL_MODE/,
+      );
+    });
+
+    it("reads how long a decision waits for Redis, within 5 ms to 10 s", () => {
+      expect(loadConfig({ STEWARD_RATE_LIMIT_TIMEOUT_MS: "1000" }).rateLimitTimeoutMs).toBe(1000);
+      expect(() => loadConfig({ STEWARD_RATE_LIMIT_TIMEOUT_MS: "1" })).toThrow(
+        /STEWARD_RATE_LIMIT_TIMEOUT_MS/,
       );
     });
 
