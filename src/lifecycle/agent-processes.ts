@@ -242,11 +242,21 @@ export class AgentProcesses {
   private async markFailed(agentId: string, info: ProcessExit & { restarts: number }): Promise<void> {
     const organizationId = this.organizations.get(agentId);
     if (!organizationId) return;
-    const row = await this.agents.row(this.db, organizationId, agentId);
     const reason = `crashed ${info.restarts + 1} times in a row (last: ${describeExit(info)})`;
-    // Someone may have stopped it meanwhile; the crash loop is worth an alert either way.
-    if (row.state === "running") await this.setState(row, "failed", reason, STEWARD);
-    await this.alerts.fire(row, { kind: "crash_loop", rule: null, message: reason, details: { ...info } });
+    const alert = { kind: "crash_loop" as const, rule: null, message: reason, details: { ...info } };
+    // One transaction: whoever sees the agent failed finds its alert already there.
+    const { row, changed, fired } = await this.db.transaction(async (tx) => {
+      const current = await this.agents.row(tx, organizationId, agentId, true);
+      // Someone may have stopped it meanwhile; the crash loop is worth an alert either way.
+      const changed =
+        current.state === "running"
+          ? await changeState(tx, this.webhookEvents, current, "failed", reason, STEWARD)
+          : undefined;
+      const row = changed?.row ?? current;
+      return { row, changed, fired: await this.alerts.record(tx, row, alert) };
+    });
+    if (changed) this.events.publish(changed.event);
+    if (fired) this.alerts.announce(row, fired);
   }
 
   private announce(

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { until } from "../helpers/eventually.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
 import { type StewardProcess, spawnSteward, stewardEnvironment } from "../helpers/steward-process.js";
@@ -58,9 +59,7 @@ describe("deliveries across a crash", () => {
       invocations.push(((await response.json()) as { invocation_id: string }).invocation_id);
     }
     // Wait until the first process is in the middle of delivering, then kill it.
-    for (let i = 0; i < 100 && platform.requests.length === 0; i++)
-      await new Promise((r) => setTimeout(r, 50));
-    expect(platform.requests.length).toBeGreaterThan(0);
+    await until(() => platform.requests.length > 0, 30_000);
     await first.kill("SIGKILL");
 
     platformUp = true;

@@ -36,7 +36,16 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
   await pgTool("initdb", ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "--no-instructions"]);
   const serverOptions = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
   const start = async () => {
-    await pgTool("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dataDir, "server.log"), "-w", "start"]);
+    await pgTool("pg_ctl", [
+      "-D",
+      dataDir,
+      "-o",
+      serverOptions,
+      "-l",
+      join(dataDir, "server.log"),
+      "-w",
+      "start",
+    ]);
   };
   const stop = async (mode: "fast" | "immediate" = "fast") => {
     await pgTool("pg_ctl", ["-D", dataDir, "-m", mode, "-w", "stop"]);

@@ -100,7 +100,11 @@ describe("managed agent health", () => {
     await heartbeat(id, token);
     await until(() => eventsOf(id).some((event) => event.type === "alert"));
     await heartbeat(id, token);
-    await until(() => eventsOf(id).filter((event) => event.type === "heartbeat").length === 2);
+    // The heartbeat goes out before the status and health changes it causes: wait for the last.
+    await until(
+      () =>
+        eventsOf(id).filter((event) => event.type === "health" && event.health === "healthy").length === 2,
+    );
 
     const story = eventsOf(id).map((event) =>
       event.type === "status"
