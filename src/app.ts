@@ -182,6 +182,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       guard,
       metrics,
       logger,
+      leases,
     });
     closers.push(() => executor.close(deadline));
     intake.push(() => executor.stopConsuming(deadline));

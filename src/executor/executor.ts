@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Database } from "../db/database.js";
+import type { DutyLeases } from "../db/duty-leases.js";
 import { isForeignKeyViolation } from "../db/errors.js";
 import type { JobRow } from "../db/schema.js";
 import { AppError, ValidationError } from "../errors.js";
@@ -22,12 +23,13 @@ import {
   resultEvent,
   structuredBytes,
 } from "./job-event.js";
-import { type JobConsumer, JobQueue } from "./job-queue.js";
+import { type JobConsumer, JobQueue, redeliveryDelayMs } from "./job-queue.js";
 import { JobResults } from "./job-results.js";
 import { JobRunner } from "./job-runner.js";
 import { FINAL_STATUSES, type JobStatus, JobStore, outcomeOf, toJobView } from "./job-store.js";
 import { JobStreams } from "./job-stream.js";
 import { JobWorker } from "./job-worker.js";
+import { LostJobSweeper } from "./lost-jobs.js";
 import { MemoryJobQueue } from "./memory-job-queue.js";
 import { createNodeRunners } from "./node-runners.js";
 import { MemoryStreamBus, RedisStreamBus, type StreamBus } from "./stream-bus.js";
@@ -39,7 +41,11 @@ export interface ExecutorDependencies {
   guard: AddressGuard;
   metrics: Metrics;
   logger: Logger;
+  leases: DutyLeases;
 }
+
+/** Room past the last delivery JetStream could still make before a job counts as lost. */
+const LOST_JOB_MARGIN_MS = 5_000;
 
 export interface SubmitJob {
   organizationId: string;
@@ -63,6 +69,7 @@ export class Executor {
   private readonly results: JobResults;
   private readonly dispatcher;
   private consumer?: JobConsumer;
+  private lostJobs?: LostJobSweeper;
 
   private constructor(
     private readonly deps: ExecutorDependencies,
@@ -120,6 +127,21 @@ export class Executor {
     return Math.max(1000, Math.floor(this.deps.config.executor.ackWaitMs / 3));
   }
 
+  /** One replica fails the jobs JetStream gave up on while their worker was dead. */
+  private sweepLostJobs(): void {
+    const { ackWaitMs, maxDeliver } = this.deps.config.executor;
+    const lostAfterMs = ackWaitMs + redeliveryDelayMs(maxDeliver - 1) + LOST_JOB_MARGIN_MS;
+    this.lostJobs = new LostJobSweeper({
+      store: this.store,
+      results: this.results,
+      leases: this.deps.leases,
+      logger: this.deps.logger,
+      lostAfterMs,
+      intervalMs: Math.min(Math.max(1000, Math.floor(lostAfterMs / 2)), 30_000),
+    });
+    this.lostJobs.start();
+  }
+
   /** Builds the executor: the checkpoint tables, the stream bus, and JetStream when configured. */
   static async create(deps: ExecutorDependencies): Promise<Executor> {
     const { config, logger } = deps;
@@ -139,6 +161,7 @@ export class Executor {
 
   /** Starts consuming (the API process with NATS, `steward worker`, or in process). */
   async start(): Promise<void> {
+    if (this.queue instanceof JobQueue) this.sweepLostJobs();
     if (this.queue instanceof JobQueue && !this.deps.config.executor.consume) {
       this.deps.logger.info("not consuming jobs (STEWARD_JOBS_CONSUME=off): workers run them");
       return;
@@ -158,6 +181,7 @@ export class Executor {
    * then is left unacknowledged, and JetStream hands it to another worker.
    */
   async stopConsuming(deadline?: AbortSignal): Promise<void> {
+    await this.lostJobs?.stop(deadline);
     const finished = (await this.consumer?.stop(deadline)) ?? true;
     if (!finished)
       this.deps.logger.warn("shutdown deadline passed with jobs still running; they will be redelivered");

@@ -23,7 +23,10 @@ export class JobResults {
   ) {}
 
   /** Stores the outcome and announces it; false when the job already had one (it keeps its first). */
-  async conclude(job: JobExecutionEvent, stored: StoredOutcome): Promise<boolean> {
+  async conclude(
+    job: Pick<JobExecutionEvent, "job_id" | "trace_id">,
+    stored: StoredOutcome,
+  ): Promise<boolean> {
     const row = await this.store.finish(job.job_id, stored);
     if (!row) return false;
     this.onFinished(stored.status);

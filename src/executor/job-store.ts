@@ -222,7 +222,8 @@ export class JobStore {
   async release(id: string): Promise<void> {
     await this.db
       .update(jobs)
-      .set({ leaseUntil: null })
+      // Since when it has waited for that delivery: see `lost`.
+      .set({ leaseUntil: null, updatedAt: new Date() })
       .where(and(eq(jobs.id, id), eq(jobs.status, "running")));
   }
 
@@ -259,6 +260,24 @@ export class JobStore {
       .from(jobs)
       .where(eq(jobs.id, id));
     return row?.cancelRequested ?? false;
+  }
+
+  /**
+   * Running jobs no worker has held for `forMs`: their lease ran out (or they were given
+   * back for a retry) that long ago and no delivery has claimed them since.
+   */
+  async lost(forMs: number, limit: number): Promise<JobRow[]> {
+    const since = sql`now() - make_interval(secs => ${forMs / 1000})`;
+    return this.db
+      .select()
+      .from(jobs)
+      .where(
+        and(
+          eq(jobs.status, "running"),
+          or(lt(jobs.leaseUntil, since), and(isNull(jobs.leaseUntil), lt(jobs.updatedAt, since))),
+        ),
+      )
+      .limit(limit);
   }
 
   /** Jobs this process should pick up again after a restart (embedded mode: no broker kept them). */

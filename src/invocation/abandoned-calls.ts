@@ -2,9 +2,9 @@ import { and, asc, eq, inArray, lt } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
 import type { DutyLeases } from "../db/duty-leases.js";
+import { PeriodicDuty } from "../db/periodic-duty.js";
 import { externalAgents, type InvocationRow, invocations } from "../db/schema.js";
 import { periodWindow } from "../governance/budget/budget-period.js";
-import { settledBefore } from "../shutdown.js";
 import type { InvocationJournal } from "./invocation-journal.js";
 
 const DUTY = "abandoned call sweep";
@@ -31,31 +31,19 @@ export interface AbandonedCallSweeperOptions {
  * at a time, through its lease.
  */
 export class AbandonedCallSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly duty: PeriodicDuty;
 
-  constructor(private readonly options: AbandonedCallSweeperOptions) {}
+  constructor(private readonly options: AbandonedCallSweeperOptions) {
+    this.duty = new PeriodicDuty({ ...options, duty: DUTY, pass: () => this.sweep() });
+  }
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.running ??= this.tick().finally(() => {
-        this.running = undefined;
-      });
-    }, this.options.intervalMs);
+    this.duty.start();
   }
 
   /** Sweeps nothing more and waits for a pass under way, until `deadline` at most. */
-  async stop(deadline?: AbortSignal): Promise<void> {
-    clearInterval(this.timer);
-    if (this.running) await settledBefore([this.running], deadline);
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      if (await this.options.leases.hold(DUTY, this.options.intervalMs)) await this.sweep();
-    } catch (error) {
-      this.options.logger.error({ err: error }, "could not close abandoned calls; will try again");
-    }
+  stop(deadline?: AbortSignal): Promise<void> {
+    return this.duty.stop(deadline);
   }
 
   /** Closes the abandoned calls found now; answers how many. */

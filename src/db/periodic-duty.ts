@@ -1,0 +1,47 @@
+import type { Logger } from "pino";
+import { settledBefore } from "../shutdown.js";
+import type { DutyLeases } from "./duty-leases.js";
+
+export interface PeriodicDutyOptions {
+  /** The duty's name in the lease table. */
+  duty: string;
+  leases: DutyLeases;
+  intervalMs: number;
+  logger: Logger;
+  /** One pass of the duty; a failed pass is logged and the next tick tries again. */
+  pass: () => Promise<unknown>;
+}
+
+/**
+ * Runs a background duty every `intervalMs` on the one replica holding its lease. A
+ * pass still under way when the next tick comes is not doubled.
+ */
+export class PeriodicDuty {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: PeriodicDutyOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.tick().finally(() => {
+        this.running = undefined;
+      });
+    }, this.options.intervalMs);
+  }
+
+  /** Runs no more passes and waits for one under way, until `deadline` at most. */
+  async stop(deadline?: AbortSignal): Promise<void> {
+    clearInterval(this.timer);
+    if (this.running) await settledBefore([this.running], deadline);
+  }
+
+  private async tick(): Promise<void> {
+    const { duty, leases, intervalMs, logger, pass } = this.options;
+    try {
+      if (await leases.hold(duty, intervalMs)) await pass();
+    } catch (error) {
+      logger.error({ err: error, duty }, "background duty failed; will try again");
+    }
+  }
+}
