@@ -3,6 +3,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { type Agent, request as undiciRequest } from "undici";
 import type { AuthType } from "../agents/agent-kinds.js";
 import { httpUrlProblem } from "../agents/http-url.js";
+import { redactDeep } from "../crypto/redact.js";
 import { retryAfterMs } from "../http/retry-after.js";
 import { closeBefore } from "../shutdown.js";
 import { STEWARD_VERSION } from "../version.js";
@@ -208,7 +209,9 @@ export class AgentClient {
         await readCappedBody(response, this.#maxResponseBytes),
         response.headers["content-type"],
       );
-      return judgeAnswer(status, body, response.headers["retry-after"], auth);
+      // An agent that quotes the credential back (an error page echoing the request, say)
+      // must not have it stored with the call: the answer is kept without it.
+      return judgeAnswer(status, redactDeep(body, auth.secrets), response.headers["retry-after"], auth);
     } catch (error) {
       return judgeError(error, status, signal);
     }

@@ -55,6 +55,8 @@ export interface OutboundAuthIO {
 export interface AppliedAuth {
   /** Lower-case names. */
   headers: Record<string, string>;
+  /** The secrets in or behind those headers, in every form an agent could quote them back. */
+  secrets: string[];
   /** oauth2 only: forgets the token just used, after the agent rejected it with 401. */
   discardToken?: () => void;
 }
@@ -77,22 +79,29 @@ export async function applyOutboundAuth(req: OutboundAuthRequest, io: OutboundAu
   const config = req.authConfig;
   switch (req.authType) {
     case "none":
-      return { headers: {} };
-    case "api_key":
-      return { headers: { [headerName(config, "X-API-Key")]: stringField(config, "key") } };
-    case "bearer_token":
-      return { headers: { authorization: `Bearer ${stringField(config, "token")}` } };
+      return { headers: {}, secrets: [] };
+    case "api_key": {
+      const key = stringField(config, "key");
+      return { headers: { [headerName(config, "X-API-Key")]: key }, secrets: [key] };
+    }
+    case "bearer_token": {
+      const token = stringField(config, "token");
+      return { headers: { authorization: `Bearer ${token}` }, secrets: [token] };
+    }
     case "basic":
-      return { headers: { authorization: basicAuthorization(config) } };
-    case "custom":
-      return { headers: customHeaders(config) };
+      return basicAuth(config);
+    case "custom": {
+      const headers = customHeaders(config);
+      return { headers, secrets: Object.values(headers) };
+    }
     case "hmac":
-      return { headers: hmacHeaders(config, req) };
+      return { headers: hmacHeaders(config, req), secrets: [stringField(config, "secret")] };
     case "oauth2": {
       const credentials = oauth2Credentials(config);
       const token = await io.tokenCache.accessToken(req.agentId, credentials, io);
       return {
         headers: { authorization: `Bearer ${token}` },
+        secrets: [token, credentials.clientSecret],
         discardToken: () => io.tokenCache.invalidate(req.agentId, credentials, token),
       };
     }
@@ -115,12 +124,13 @@ function headerName(config: Record<string, unknown>, fallback: string): string {
   return (optionalStringField(config, "header_name") ?? fallback).toLowerCase();
 }
 
-function basicAuthorization(config: Record<string, unknown>): string {
+function basicAuth(config: Record<string, unknown>): AppliedAuth {
   const username = stringField(config, "username");
   // RFC 7617: the first colon ends the user name, so one inside it would change who logs in.
   if (username.includes(":")) throw new AuthConfigError("username", "must not contain a colon");
   const password = stringField(config, "password");
-  return `Basic ${Buffer.from(`${username}:${password}`, "utf8").toString("base64")}`;
+  const encoded = Buffer.from(`${username}:${password}`, "utf8").toString("base64");
+  return { headers: { authorization: `Basic ${encoded}` }, secrets: [password, encoded] };
 }
 
 function customHeaders(config: Record<string, unknown>): Record<string, string> {

@@ -181,6 +181,30 @@ describe("AgentClient: credentials by auth type", () => {
     expect(agent.requests[0]?.headers).toMatchObject(expected);
   });
 
+  it.each([
+    ["bearer_token", { token: "tok_secret_echoed" }, ["tok_secret_echoed"]],
+    [
+      "basic",
+      { username: "steward", password: "pw_secret_echoed" },
+      ["pw_secret_echoed", Buffer.from("steward:pw_secret_echoed").toString("base64")],
+    ],
+    ["custom", { headers: { "X-Secret": "custom_secret_echoed" } }, ["custom_secret_echoed"]],
+  ] as const)(
+    "%s: an answer quoting the credential back keeps it out of the result",
+    async (authType, authConfig, secrets) => {
+      // An error page echoing the request's headers, as some frameworks write them.
+      const agent = await startServer((request, response) =>
+        json(response, 401, { error: `rejected ${JSON.stringify(request.headers)}`, [secrets[0]]: true }),
+      );
+      const { client } = harness();
+      const result = await client.call(target(agent.url, authType, authConfig), REQUEST);
+      expect(result).toMatchObject({ outcome: "failure", status: 401 });
+      const kept = JSON.stringify(result);
+      for (const secret of secrets) expect(kept).not.toContain(secret);
+      expect(kept).toContain("[redacted]");
+    },
+  );
+
   it("refuses custom headers that frame the request, without sending anything or quoting the value", async () => {
     const agent = await startServer();
     const { client } = harness();

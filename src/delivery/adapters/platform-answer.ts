@@ -1,3 +1,4 @@
+import { redact } from "../../crypto/redact.js";
 import { retryAfterMs } from "../../http/retry-after.js";
 import type { DeliveryOutcome, HttpAnswer } from "./adapter.js";
 import { truncate } from "./truncate.js";
@@ -17,9 +18,6 @@ export interface AnswerRules {
 }
 
 const MAX_REASON_LENGTH = 200;
-/** Path segments and query values this long in a secret URL are taken to be tokens. */
-const MIN_TOKEN_LENGTH = 16;
-const MIN_FRAGMENT_LENGTH = 8;
 
 /** 2xx delivered; 408, 429 and 5xx retryable (honouring Retry-After); anything else final. */
 export function readAnswer(answer: HttpAnswer, rules: AnswerRules): DeliveryOutcome {
@@ -82,27 +80,4 @@ function reasonOf(answer: HttpAnswer): string | undefined {
     typeof error === "object" && error !== null ? (error as Record<string, unknown>).message : error;
   const reason = [description, message, nested].find((value) => typeof value === "string" && value !== "");
   return typeof reason === "string" ? reason.replace(/\s+/g, " ").trim() : undefined;
-}
-
-/**
- * `text` without any credential in it. Platforms sometimes echo parts of a request;
- * a webhook URL is a credential whole, by its path, and by each token in it.
- */
-export function redact(text: string, secrets: readonly string[]): string {
-  const fragments = secrets.filter((secret) => secret !== "").flatMap(fragmentsOf);
-  fragments.sort((a, b) => b.length - a.length);
-  let redacted = text;
-  for (const fragment of fragments) redacted = redacted.replaceAll(fragment, "[redacted]");
-  return redacted;
-}
-
-function fragmentsOf(secret: string): string[] {
-  const derived = [encodeURIComponent(secret)];
-  if (URL.canParse(secret)) {
-    const url = new URL(secret);
-    const tokens = [...url.pathname.split("/"), ...url.searchParams.values()];
-    derived.push(url.pathname + url.search, ...tokens.filter((token) => token.length >= MIN_TOKEN_LENGTH));
-  }
-  // Short derived pieces ("/", "/hook") are not secret and would garble every quote.
-  return [secret, ...derived.filter((fragment) => fragment.length >= MIN_FRAGMENT_LENGTH)];
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { redact } from "../../../src/crypto/redact.js";
 import type { HttpAnswer } from "../../../src/delivery/adapters/adapter.js";
-import { readAnswer, redact } from "../../../src/delivery/adapters/platform-answer.js";
+import { readAnswer } from "../../../src/delivery/adapters/platform-answer.js";
 
 const NOW = new Date("2026-03-01T12:00:00Z");
 const rules = {

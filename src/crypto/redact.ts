@@ -1,0 +1,38 @@
+/** Path segments and query values this long in a secret URL are taken to be tokens. */
+const MIN_TOKEN_LENGTH = 16;
+const MIN_FRAGMENT_LENGTH = 8;
+
+/**
+ * `text` without any credential in it. Agents and platforms sometimes echo parts of a
+ * request; a webhook URL is a credential whole, by its path, and by each token in it.
+ */
+export function redact(text: string, secrets: readonly string[]): string {
+  const fragments = secrets.filter((secret) => secret !== "").flatMap(fragmentsOf);
+  fragments.sort((a, b) => b.length - a.length);
+  let redacted = text;
+  for (const fragment of fragments) redacted = redacted.replaceAll(fragment, "[redacted]");
+  return redacted;
+}
+
+function fragmentsOf(secret: string): string[] {
+  const derived = [encodeURIComponent(secret)];
+  if (URL.canParse(secret)) {
+    const url = new URL(secret);
+    const tokens = [...url.pathname.split("/"), ...url.searchParams.values()];
+    derived.push(url.pathname + url.search, ...tokens.filter((token) => token.length >= MIN_TOKEN_LENGTH));
+  }
+  // Short derived pieces ("/", "/hook") are not secret and would garble every quote.
+  return [secret, ...derived.filter((fragment) => fragment.length >= MIN_FRAGMENT_LENGTH)];
+}
+
+/** `value` with `redact` applied to every string in it, keys included. */
+export function redactDeep<T>(value: T, secrets: readonly string[]): T {
+  if (typeof value === "string") return redact(value, secrets) as T;
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, secrets)) as T;
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [redact(key, secrets), redactDeep(item, secrets)]),
+    ) as T;
+  }
+  return value;
+}
