@@ -244,12 +244,15 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
           params: JobIdParams,
           querystring: StreamQuery,
         },
+        // Before the upgrade: another organization's or an unknown job is a 404, not a socket.
+        preHandler: async (request) => {
+          await executor.store.get(request.principal.organizationId, request.params.id);
+        },
       },
       async (socket, request) => {
-        const row = await executor.store.get(request.principal.organizationId, request.params.id);
         await replayThenFollow(
           executor,
-          row.id,
+          request.params.id,
           request.query.last_event_id ?? 0,
           (event) => socket.send(JSON.stringify(event)),
           () => socket.close(1000, "end"),

@@ -171,6 +171,11 @@ export class AgentConfigService {
   }
 
   /** The config message for an agent polling over HTTP, when it is behind `afterVersion`. */
+  /** Throws NotFoundError unless the organization has this agent. */
+  async requireAgent(organizationId: string, agentId: string): Promise<void> {
+    await this.agents.row(this.db, organizationId, agentId);
+  }
+
   async pendingMessage(organizationId: string, agentId: string, afterVersion: number) {
     const row = await this.agents.row(this.db, organizationId, agentId);
     if (row.configVersion <= afterVersion) return undefined;

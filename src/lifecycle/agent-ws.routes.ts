@@ -33,6 +33,8 @@ export function agentWebSocketRoutes(
           params: AgentIdParams,
           querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) }),
         },
+        // Before the upgrade: another organization's or an unknown agent is a 404, not a socket.
+        preHandler: (request) => configs.requireAgent(request.principal.organizationId, request.params.id),
       },
       (socket, request) => {
         const { organizationId } = request.principal;
