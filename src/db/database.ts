@@ -57,6 +57,11 @@ function wrap(
 ): Database {
   // An idle client losing its connection emits here; without a listener it would crash the process.
   pool.on("error", (error) => logger.error({ err: error }, "database connection error"));
+  // So may a client checked out for a transaction: its query fails with the same error,
+  // and the pool drops the client when it is released.
+  pool.on("connect", (client) =>
+    client.on("error", (error) => logger.warn({ err: error }, "database connection lost mid-query")),
+  );
   return {
     db: drizzle(pool, { schema }),
     pool,

@@ -40,3 +40,34 @@ export function isRowRefusal(error: unknown): boolean {
   const code = postgresError(error)?.code;
   return code !== undefined && (code.startsWith("22") || code.startsWith("23"));
 }
+
+/** Connection failures: SQLSTATE class 08, and the server shutting down or starting up. */
+const UNAVAILABLE_STATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+const UNAVAILABLE_SOCKET_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+]);
+/** node-postgres reports these without a code. */
+const UNAVAILABLE_MESSAGES = [
+  "Connection terminated",
+  "timeout exceeded when trying to connect",
+  "Client has encountered a connection error",
+];
+
+/**
+ * True when `error` (or an error it wraps) means the database could not be reached or
+ * dropped the connection — not that it refused the statement. Such a request may
+ * succeed once the database is back.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    const code = (current as Error & { code?: unknown }).code;
+    if (typeof code === "string" && (code.startsWith("08") || UNAVAILABLE_STATES.has(code))) return true;
+    if (typeof code === "string" && UNAVAILABLE_SOCKET_CODES.has(code)) return true;
+    if (UNAVAILABLE_MESSAGES.some((message) => current.message.includes(message))) return true;
+  }
+  return false;
+}

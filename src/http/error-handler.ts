@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import { AppError, type ErrorCode } from "../errors.js";
 import { type SchemaError, toFieldErrors } from "./field-errors.js";
 
@@ -24,6 +25,9 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
 };
 
 /** Fastify's own client errors (bad JSON, body too large, …) by status. */
+/** What a client is told to wait while the database is away: about a restart's length. */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
 const CODE_BY_FRAMEWORK_STATUS: Record<number, ErrorCode> = {
   400: "BAD_REQUEST",
   404: "NOT_FOUND",
@@ -49,11 +53,18 @@ export function sendError(
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof AppError) {
+      // A fault Steward itself must fix: the operator needs it in the logs, not only the client.
+      if (error.code === "INTERNAL_ERROR") request.log.error({ err: error }, error.message);
       return sendError(reply, error.code, error.message, error.details);
     }
     if (error.validation) {
       const errors = toFieldErrors(error.validation as SchemaError[]);
       return sendError(reply, "VALIDATION_ERROR", "Request validation failed", { errors });
+    }
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error }, "database unavailable");
+      reply.header("retry-after", String(DATABASE_RETRY_AFTER_SECONDS));
+      return sendError(reply, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly");
     }
     const status = error.statusCode ?? 500;
     const frameworkCode = CODE_BY_FRAMEWORK_STATUS[status];
