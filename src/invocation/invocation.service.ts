@@ -5,6 +5,7 @@ import type { BudgetConfig, RateLimitConfig } from "../agents/governance-config.
 import type { RequestContext } from "../audit/audit.js";
 import type { Principal } from "../auth/permissions.js";
 import type { StewardEnv } from "../config.js";
+import { SecretDecryptionError } from "../crypto/secret-box.js";
 import type { ApprovalRow, ExternalAgentRow, InvocationRow } from "../db/schema.js";
 import { AppError } from "../errors.js";
 import {
@@ -99,10 +100,26 @@ export class InvocationService {
     this.clock = deps.clock ?? (() => new Date());
   }
 
+  /**
+   * The agent with its credentials in plaintext. Credentials that no longer decrypt (a
+   * key gone, the stored value altered) fail the call before anything is sent.
+   */
+  private async loadAgent(organizationId: string, agentId: string) {
+    try {
+      return await this.deps.agents.loadForInvocation(organizationId, agentId);
+    } catch (error) {
+      if (!(error instanceof SecretDecryptionError)) throw error;
+      throw new AppError(
+        "INTERNAL_ERROR",
+        `The stored credentials of external agent ${agentId} cannot be decrypted (a missing encryption key, or altered data); nothing was sent. Enter them again to use the agent.`,
+      );
+    }
+  }
+
   async invoke(call: InvokeCall): Promise<InvocationRow> {
-    const { agents, store } = this.deps;
+    const { store } = this.deps;
     const organizationId = call.principal.organizationId;
-    const { row: agent, authConfig } = await agents.loadForInvocation(organizationId, call.agentId);
+    const { row: agent, authConfig } = await this.loadAgent(organizationId, call.agentId);
     if (agent.status !== "active") {
       throw new AppError("AGENT_NOT_ACTIVE", `external agent ${agent.id} is ${agent.status}`, {
         status: agent.status,
@@ -190,10 +207,7 @@ export class InvocationService {
     const organizationId = approval.organizationId;
     const row = await this.deps.store.get(organizationId, approval.invocationId);
     if (row.status !== "pending_approval") return row;
-    const { row: agent, authConfig } = await this.deps.agents.loadForInvocation(
-      organizationId,
-      row.externalAgentId,
-    );
+    const { row: agent, authConfig } = await this.loadAgent(organizationId, row.externalAgentId);
     const settings = await this.deps.settings.get(organizationId);
     const call: InvokeCall = {
       principal: {
