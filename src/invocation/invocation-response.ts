@@ -152,7 +152,11 @@ export function answerFor(row: InvocationRow): InvokeAnswer {
     case "error":
       return fail(
         503,
-        new AppError("SERVICE_UNAVAILABLE", "Steward could not complete the call", { ...ids }),
+        new AppError(
+          "SERVICE_UNAVAILABLE",
+          `Steward could not complete the call${row.errorMessage ? ` (${row.errorMessage})` : ""}`,
+          { ...ids },
+        ),
       );
     case "timeout":
       return fail(504, new AppError("UPSTREAM_TIMEOUT", "The agent did not answer in time", { ...ids }));

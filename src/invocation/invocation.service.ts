@@ -319,19 +319,18 @@ class GovernedCall {
     try {
       limit = await deps.limiter.consume(specs, now.getTime());
     } catch (error) {
-      if (error instanceof RateLimiterUnavailableError) {
-        deps.metrics.rateLimiterUnavailable.inc({ mode: "closed" });
-        deps.logger.error(
-          { invocation_id: this.row.id },
-          "rate limiter unavailable; refusing the call (fail mode closed)",
-        );
-        await this.finish({
-          status: "error",
-          errorMessage: "rate limiting unavailable",
-          releaseIdempotencyKey: true,
-        });
-      }
-      throw error;
+      if (!(error instanceof RateLimiterUnavailableError)) throw error;
+      deps.metrics.rateLimiterUnavailable.inc({ mode: "closed" });
+      deps.logger.error(
+        { invocation_id: this.row.id },
+        "rate limiter unavailable; refusing the call (fail mode closed)",
+      );
+      // Answered like any refusal: 503, naming its record.
+      return this.finish({
+        status: "error",
+        errorMessage: "rate limiting unavailable",
+        releaseIdempotencyKey: true,
+      });
     }
     if (limit.degraded) {
       deps.metrics.rateLimiterUnavailable.inc({ mode: "open" });

@@ -411,9 +411,17 @@ describe("Redis unreachable, fail mode closed", () => {
       const { response, elapsedMs } = await timedInvoke(steward, id);
       expect(response.statusCode, response.body).toBe(503);
       expect(elapsedMs).toBeLessThan(PROMPTLY_MS);
+      const invocationId = response.headers["x-invocation-id"];
       expect(response.json()).toEqual({
-        error: { code: "SERVICE_UNAVAILABLE", message: expect.any(String), request_id: expect.any(String) },
+        error: {
+          code: "SERVICE_UNAVAILABLE",
+          message: "Steward could not complete the call (rate limiting unavailable)",
+          request_id: expect.any(String),
+          details: { invocation_id: invocationId, trace_id: expect.any(String) },
+        },
       });
+      const record = await steward({ method: "GET", url: `/api/v1/invocations/${invocationId}` });
+      expect(record.json()).toMatchObject({ status: "error", error: "rate limiting unavailable" });
     }
     expect(canary.requests).toHaveLength(0);
     expect(
