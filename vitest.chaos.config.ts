@@ -2,7 +2,10 @@ import { defineConfig } from "vitest/config";
 
 /**
  * The chaos suite (`npm run test:chaos`): breaks real services and Steward processes on
- * purpose, each test on its own private servers, and ends with the summary table.
+ * purpose — the servers a test stops or freezes are private to it; the rest share the
+ * machine's PostgreSQL, Redis and NATS under names of their own — and ends with the
+ * summary table. Hooks get twice a process start's 60 s, so a slow start fails the
+ * start, not the hook, and its cleanup still runs.
  */
 export default defineConfig({
   test: {
@@ -10,7 +13,7 @@ export default defineConfig({
     globalSetup: ["test/global-setup.ts"],
     reporters: ["default", "./test/chaos/summary-reporter.ts"],
     testTimeout: 120_000,
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     pool: "forks",
     maxWorkers: 2,
   },

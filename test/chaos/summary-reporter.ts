@@ -20,6 +20,8 @@ export default class ChaosSummaryReporter implements Reporter {
     }
     if (rows.length === 0 && untallied.length === 0) return;
     process.stdout.write(`\nChaos suite summary\n\n${table(rows)}\n`);
+    if (rows.some((row) => row.lost === null || row.leaked === null))
+      process.stdout.write("– : nothing of that kind is in play for the class\n");
     for (const name of untallied) process.stdout.write(`failed before tallying: ${name}\n`);
   }
 }
@@ -30,8 +32,8 @@ function table(rows: ChaosTally[]): string {
     row.fault,
     String(row.tried),
     String(row.handled),
-    String(row.lost),
-    String(row.leaked),
+    row.lost === null ? "–" : String(row.lost),
+    row.leaked === null ? "–" : String(row.leaked),
   ]);
   const widths = COLUMNS.map((title, column) =>
     Math.max(title.length, ...cells.map((line) => line[column]?.length ?? 0)),

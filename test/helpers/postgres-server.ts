@@ -33,7 +33,6 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
   const pgTool = (tool: string, args: string[]) =>
     asRoot ? run("runuser", ["-u", "postgres", "--", join(bin, tool), ...args]) : run(join(bin, tool), args);
   const port = await freePort();
-  await pgTool("initdb", ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "--no-instructions"]);
   const serverOptions = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
   const start = async () => {
     await pgTool("pg_ctl", [
@@ -44,22 +43,37 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
       "-l",
       join(dataDir, "server.log"),
       "-w",
+      "-t",
+      "30",
       "start",
     ]);
   };
   const stop = async (mode: "fast" | "immediate" = "fast") => {
-    await pgTool("pg_ctl", ["-D", dataDir, "-m", mode, "-w", "stop"]);
+    await pgTool("pg_ctl", ["-D", dataDir, "-m", mode, "-w", "-t", "30", "stop"]);
   };
-  await start();
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    stop,
-    start,
-    async dispose() {
-      await stop("immediate").catch(() => undefined);
-      await rm(dataDir, { recursive: true, force: true });
-    },
+  // The server runs detached, so nothing else would stop it: any failure from here on
+  // takes the cluster down and its files away before it is reported.
+  const dispose = async () => {
+    await stop("immediate").catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
   };
+  try {
+    await pgTool("initdb", [
+      "-D",
+      dataDir,
+      "-U",
+      "postgres",
+      "-A",
+      "trust",
+      "--no-sync",
+      "--no-instructions",
+    ]);
+    await start();
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, start, dispose };
 }
 
 /** The newest of Debian's installed PostgreSQL versions. */

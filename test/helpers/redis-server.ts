@@ -46,6 +46,7 @@ async function launch(port: number): Promise<ChildProcess> {
     const timer = setTimeout(() => fail(`redis-server not ready after 10 s`), 10_000);
     const fail = (reason: string) => {
       clearTimeout(timer);
+      child.kill("SIGKILL");
       reject(new Error(`${reason}:\n${log}`));
     };
     child.once("error", (error) => fail(`redis-server could not start (${error.message})`));

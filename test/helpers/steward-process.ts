@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 import { uniqueRedisPrefix, uniqueSchema } from "./schema.js";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./services.js";
 
@@ -36,6 +37,8 @@ function newest(dir: string, skip?: string): number {
 /** Steward run as its own process from the build (`steward serve`, `steward worker`). */
 export interface StewardProcess {
   child: ChildProcess;
+  /** Everything it wrote so far, stdout and stderr interleaved. */
+  output(): string;
   /** Waits until it writes a line matching `pattern`; throws with what it wrote if it exits first. */
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** Sends `signal` and waits for the process to exit. */
@@ -54,6 +57,7 @@ export function spawnSteward(command: "serve" | "worker", env: Record<string, st
   child.stderr?.on("data", (chunk) => (output += chunk));
   return {
     child,
+    output: () => output,
     async waitForOutput(pattern, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (!pattern.test(output)) {
@@ -70,6 +74,25 @@ export function spawnSteward(command: "serve" | "worker", env: Record<string, st
       await exited;
     },
   };
+}
+
+/**
+ * `steward serve` on `port` (a free one unless given), once it listens. One that does not
+ * come up is killed before the error goes out, so no process outlives its test.
+ */
+export async function startStewardServer(
+  env: Record<string, string>,
+  port?: number,
+): Promise<{ steward: StewardProcess; port: number; url: string }> {
+  const listenOn = port ?? (await freePort());
+  const steward = spawnSteward("serve", { ...env, PORT: String(listenOn) });
+  try {
+    await steward.waitForOutput(/Server listening/);
+  } catch (error) {
+    await steward.kill("SIGKILL");
+    throw error;
+  }
+  return { steward, port: listenOn, url: `http://127.0.0.1:${listenOn}` };
 }
 
 /**
