@@ -31,6 +31,11 @@ export function isTransactionConflict(error: unknown): boolean {
   return code === "40P01" || code === "40001";
 }
 
+/** True when the database refused a value itself (SQLSTATE class 22: a NUL byte, a malformed date…). */
+export function isDataException(error: unknown): boolean {
+  return postgresError(error)?.code.startsWith("22") ?? false;
+}
+
 /**
  * True when the database refused what a statement held (SQLSTATE class 22, data
  * exception, or 23, integrity constraint) rather than failing as a whole: written

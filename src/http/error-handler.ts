@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { isDatabaseUnavailable } from "../db/errors.js";
+import { isDatabaseUnavailable, isDataException } from "../db/errors.js";
 import { AppError, type ErrorCode } from "../errors.js";
 import { type SchemaError, toFieldErrors } from "./field-errors.js";
 
@@ -24,10 +24,10 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   UPSTREAM_TIMEOUT: 504,
 };
 
-/** Fastify's own client errors (bad JSON, body too large, …) by status. */
 /** What a client is told to wait while the database is away: about a restart's length. */
 const DATABASE_RETRY_AFTER_SECONDS = 5;
 
+/** Fastify's own client errors (bad JSON, body too large, …) by status. */
 const CODE_BY_FRAMEWORK_STATUS: Record<number, ErrorCode> = {
   400: "BAD_REQUEST",
   404: "NOT_FOUND",
@@ -66,6 +66,10 @@ export function registerErrorHandlers(app: FastifyInstance): void {
       reply.header("retry-after", String(DATABASE_RETRY_AFTER_SECONDS));
       return sendError(reply, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly");
     }
+    if (isDataException(error)) {
+      request.log.warn({ err: error }, "the database refused a value of the request");
+      return sendError(reply, "BAD_REQUEST", "A value in the request cannot be stored");
+    }
     const status = error.statusCode ?? 500;
     const frameworkCode = CODE_BY_FRAMEWORK_STATUS[status];
     if (status < 500 && frameworkCode) {
@@ -79,3 +83,19 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     sendError(reply, "NOT_FOUND", `Route ${request.method} ${request.url.split("?")[0]} not found`),
   );
 }
+
+/**
+ * Errors Fastify's router raises before a route is found — a path that is not valid
+ * percent-encoding, a path parameter past its length limit — in the error envelope.
+ */
+export function sendFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header("x-request-id", request.id);
+  const message =
+    error.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? `A path parameter is longer than ${MAX_PATH_PARAMETER_LENGTH} characters`
+      : "The URL is not valid: a part of its path is not correctly percent-encoded";
+  void sendError(reply, "BAD_REQUEST", message);
+}
+
+/** Fastify's default for a path parameter's length; ids are far shorter. */
+export const MAX_PATH_PARAMETER_LENGTH = 100;

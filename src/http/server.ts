@@ -11,7 +11,9 @@ import Fastify, {
 } from "fastify";
 import type { Logger } from "pino";
 import { pooledRandomBytes } from "../crypto/random-pool.js";
-import { registerErrorHandlers } from "./error-handler.js";
+import { AppError, ValidationError } from "../errors.js";
+import { MAX_PATH_PARAMETER_LENGTH, registerErrorHandlers, sendFrameworkError } from "./error-handler.js";
+import { unacceptableJson } from "./input-limits.js";
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
@@ -45,6 +47,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     loggerInstance: options.logger as FastifyBaseLogger,
     logController: new OneLinePerRequest(),
     bodyLimit: options.bodyLimitBytes,
+    maxParamLength: MAX_PATH_PARAMETER_LENGTH,
+    frameworkErrors: sendFrameworkError,
     requestIdHeader: false,
     // A caller's own request id is kept so logs can be joined across systems.
     genReqId: (request) => {
@@ -58,6 +62,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    // A NUL reaches no query in one piece: PostgreSQL refuses it in any text.
+    if (/%00/i.test(request.url)) throw new AppError("BAD_REQUEST", "The URL must not contain %00 (NUL)");
+  });
+  // Before validation, which walks the body too: deep nesting would exhaust the stack.
+  app.addHook("preValidation", async (request) => {
+    const problem = unacceptableJson(request.body, request.routeOptions.config.passesAnyText === true);
+    if (problem) throw new ValidationError([problem]);
   });
   // Once closing, answers end their connection: a keep-alive socket left open would hold
   // close() until the keep-alive timeout, long after the last request finished.

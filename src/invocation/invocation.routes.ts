@@ -92,7 +92,7 @@ export function invocationRoutes(
     app.post(
       "/external-agents/:id/invoke",
       {
-        config: { permission: "external_agents:invoke" },
+        config: { permission: "external_agents:invoke", passesAnyText: true },
         schema: {
           summary: "Invoke an external agent through governance",
           description:

@@ -138,9 +138,10 @@ export function managedAgentRoutes(
           body: DiscoveryTokenBody,
           response: { 201: DiscoveryToken, ...errorResponses(400, 401, 403) },
         },
-        // Every field is optional, so a bare POST (no body at all) means "the defaults".
+        // Every field is optional, so a bare POST (no body at all) means "the defaults";
+        // a JSON null is a body, and the schema refuses it.
         preValidation: async (request) => {
-          request.body ??= {};
+          if (request.body === undefined) request.body = {};
         },
       },
       async (request, reply) =>

@@ -46,6 +46,8 @@ export class GovernanceSettingsService {
       if (budget.errors.length > 0) throw new ValidationError(budget.errors);
       changes.budgetConfig = budget.config;
     }
+    // Nothing to change: the settings as they are, with nothing written or audited.
+    if (Object.keys(changes).length === 0) return this.load(organizationId);
     await this.db.transaction(async (tx) => {
       const updated = await tx
         .update(organizations)
