@@ -47,7 +47,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     loggerInstance: options.logger as FastifyBaseLogger,
     logController: new OneLinePerRequest(),
     bodyLimit: options.bodyLimitBytes,
-    maxParamLength: MAX_PATH_PARAMETER_LENGTH,
+    routerOptions: { maxParamLength: MAX_PATH_PARAMETER_LENGTH },
     frameworkErrors: sendFrameworkError,
     requestIdHeader: false,
     // A caller's own request id is kept so logs can be joined across systems.

@@ -61,7 +61,11 @@ describe("sealSecrets", () => {
   });
 
   it("seals every value of a headers map", () => {
-    const headers = { Authorization: "Token very-secret-1", "X-Api-Key": "very-secret-2", "X.Dotted": "v3" };
+    const headers = {
+      Authorization: "Token very-secret-1",
+      "X-Api-Key": "very-secret-2",
+      "X.Dotted": "very-secret-3",
+    };
     const stored = sealSecrets({ headers }, custom, box, auth);
     const storedHeaders = stored.headers as Record<string, unknown>;
     expect(Object.keys(storedHeaders).sort()).toEqual(Object.keys(headers).sort());
