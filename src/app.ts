@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { a2aImportRoutes } from "./a2a/a2a-import.routes.js";
+import { A2aImportService } from "./a2a/a2a-import.service.js";
 import { externalAgentRoutes } from "./agents/agent.routes.js";
 import { ExternalAgentService } from "./agents/agent.service.js";
 import { configSchemaRoutes } from "./agents/config-schema.routes.js";
@@ -52,7 +54,7 @@ import { GovernanceSettingsService } from "./governance/settings/governance-sett
 import { registerDashboard } from "./http/dashboard.js";
 import { createHttpServer } from "./http/server.js";
 import { AbandonedCallSweeper } from "./invocation/abandoned-calls.js";
-import { AddressGuard } from "./invocation/address-guard.js";
+import { AddressGuard, createGuardedAgent } from "./invocation/address-guard.js";
 import { AgentClient } from "./invocation/agent-client.js";
 import { invocationRoutes } from "./invocation/invocation.routes.js";
 import { InvocationService } from "./invocation/invocation.service.js";
@@ -67,6 +69,7 @@ import { createMetrics } from "./observability/metrics.js";
 import { metricsRoutes } from "./observability/metrics.routes.js";
 import { organizationRoutes } from "./orgs/organization.routes.js";
 import { DEFAULT_ORGANIZATION_ID, OrganizationService } from "./orgs/organization.service.js";
+import { closeBefore } from "./shutdown.js";
 import { STEWARD_VERSION } from "./version.js";
 
 export interface Steward {
@@ -109,6 +112,9 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
     const organizations = new OrganizationService(database.db);
     const apiKeys = new ApiKeyService(database.db);
     const agents = new ExternalAgentService(database.db, secretBox, guard);
+    const cardFetcher = createGuardedAgent(guard);
+    closers.push(() => closeBefore(cardFetcher, deadline));
+    const a2aImports = new A2aImportService(database.db, agents, cardFetcher);
     const settings = new GovernanceSettingsService(database.db);
     const policies = new PolicyService(database.db);
     const webhooks = new WebhookService(database.db, secretBox, guard);
@@ -228,6 +234,7 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
         await api.register(organizationRoutes(organizations));
         await api.register(apiKeyRoutes(apiKeys, organizations));
         await api.register(externalAgentRoutes(agents));
+        await api.register(a2aImportRoutes(a2aImports));
         await api.register(configSchemaRoutes());
         await api.register(invocationRoutes(invocationService, agents, lineage));
         await api.register(budgetRoutes(budgets, agents, settings));

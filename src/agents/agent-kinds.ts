@@ -8,6 +8,9 @@ export const PLATFORMS = [
   "notion",
   "custom_http",
   "mattermost",
+  // An Agent2Agent agent: called over A2A; its results go nowhere unless platform_config
+  // names an endpoint, as custom_http's does.
+  "a2a",
 ] as const;
 export type Platform = (typeof PLATFORMS)[number];
 

@@ -542,3 +542,20 @@ export const dutyLeases = pgTable("duty_leases", {
   expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
   acquiredAt: timestamp("acquired_at", { withTimezone: true }).notNull().defaultNow(),
 });
+
+/** Agent Cards of A2A agents, newest last: see src/a2a/a2a-import.service.ts. */
+export const externalAgentCards = pgTable(
+  "external_agent_cards",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    organizationId: organizationRef(),
+    agentId: text("agent_id")
+      .notNull()
+      .references(() => externalAgents.id),
+    sourceUrl: text("source_url"),
+    card: jsonb("card").$type<Record<string, unknown>>().notNull(),
+    fetchedAt: timestamp("fetched_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index("external_agent_cards_agent_idx").on(table.organizationId, table.agentId, table.id)],
+);
+export type ExternalAgentCardRow = typeof externalAgentCards.$inferSelect;

@@ -35,6 +35,7 @@ const VALID: Record<Platform, Record<string, unknown>> = {
     username: "steward",
     icon_url: "https://cdn.example.com/steward.png",
   },
+  a2a: { webhook_url: "https://results.example.com/hooks/a2a" },
 };
 
 const REQUIRED: Record<Platform, string[]> = {
@@ -45,6 +46,7 @@ const REQUIRED: Record<Platform, string[]> = {
   notion: ["token", "database_id"],
   custom_http: [],
   mattermost: ["webhook_url"],
+  a2a: [],
 };
 
 function without(config: Record<string, unknown>, field: string): Record<string, unknown> {

@@ -16,4 +16,5 @@ export const ADAPTERS: AdapterRegistry = {
   notion: notionAdapter,
   custom_http: customHttpAdapter,
   mattermost: mattermostAdapter,
+  a2a: customHttpAdapter,
 };

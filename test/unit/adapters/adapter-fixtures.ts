@@ -47,6 +47,10 @@ export const CONFIGS: Record<Platform, Record<string, unknown>> = {
     webhook_url: "https://chat.example.com/hooks/canarymattermosthook0123456",
     channel: "town-square",
   },
+  a2a: {
+    webhook_url: "https://results.example.com/hooks/canaryA2aPath0123456789",
+    headers: { Authorization: "Bearer canaryA2aHeader0123456789" },
+  },
 };
 
 export const CONTEXT: AdapterContext = {
@@ -65,6 +69,7 @@ export const DESTINATIONS: Record<Platform, string> = {
   notion: "https://notion.test/v1/pages",
   custom_http: CONFIGS.custom_http.webhook_url as string,
   mattermost: CONFIGS.mattermost.webhook_url as string,
+  a2a: CONFIGS.a2a.webhook_url as string,
 };
 
 /** The body each platform confirms a delivery with. */
@@ -76,6 +81,7 @@ export const CONFIRMATIONS: Record<Platform, string> = {
   notion: JSON.stringify({ object: "page", id: "59833787-2cf9-4fdf-8782-e53db20768a5" }),
   custom_http: "",
   mattermost: "ok",
+  a2a: "",
 };
 
 export function notice(overrides: Partial<InvocationNotice> = {}): InvocationNotice {
