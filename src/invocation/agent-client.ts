@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { type Agent, request as undiciRequest } from "undici";
+import { type A2aTransport, callA2a, type InvocationPayload } from "../a2a/a2a-call.js";
 import type { AuthType } from "../agents/agent-kinds.js";
 import { httpUrlProblem } from "../agents/http-url.js";
 import { redactDeep } from "../crypto/redact.js";
@@ -20,7 +21,8 @@ import {
 /**
  * Calls an external agent over HTTP: one JSON POST, the agent's credentials, a deadline
  * for the whole call, bounded retries of transient failures, no redirects, a capped
- * answer, and every connection through the SSRF guard.
+ * answer, and every connection through the SSRF guard. An A2A agent gets the same
+ * request as A2A JSON-RPC exchanges instead (src/a2a/a2a-call.ts), each one made the same way.
  */
 
 export interface AgentTarget {
@@ -31,10 +33,15 @@ export interface AgentTarget {
   authConfig: Record<string, unknown>;
   /** Deadline for the whole call: every attempt, every wait between them, and reading the answer. */
   timeoutMs: number;
+  /** `webhook` (the default): POST the body as it is; `a2a`: send it as an A2A message. */
+  protocol?: "webhook" | "a2a";
 }
 
 export interface AgentRequest {
-  /** Serialised as JSON once; every attempt sends (and an hmac signature covers) the same bytes. */
+  /**
+   * Serialised as JSON once; every attempt sends (and an hmac signature covers) the same bytes.
+   * For an A2A target, the invocation service's webhook body, re-expressed as a message.
+   */
   body: unknown;
   /** traceparent and the like; the credentials of the auth type win over a header of the same name. */
   headers: Record<string, string>;
@@ -90,6 +97,9 @@ type AttemptResult =
 
 const BLOCKED_MESSAGE = "destination refused by the SSRF guard";
 
+/** How long the best-effort A2A `tasks/cancel`, sent after the deadline, may take. */
+const LATE_REQUEST_TIMEOUT_MS = 2_000;
+
 /** undici errors that mean the request itself is malformed: sending it again changes nothing. */
 const REQUEST_BUILD_ERRORS = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_NOT_SUPPORTED"]);
 
@@ -112,7 +122,7 @@ export class AgentClient {
     this.#sleep = options.sleep ?? ((ms) => delay(ms));
   }
 
-  /** POSTs `request.body` as JSON to the agent, retrying transient failures within the deadline. */
+  /** POSTs `request.body` as JSON to the agent (or sends it over A2A), retrying transient failures within the deadline. */
   async call(target: AgentTarget, request: AgentRequest): Promise<AgentCallResult> {
     const started = performance.now();
     // Registration validated the URL; this catches one that bypassed it (undici would drop userinfo silently).
@@ -130,32 +140,69 @@ export class AgentClient {
     const deadlineAt = started + target.timeoutMs;
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), target.timeoutMs);
-    // JSON.stringify(undefined) is undefined, which would send no body and sign nothing.
-    const payload = JSON.stringify(request.body) ?? "null";
-    let attempts = 0;
-    let tokenRenewed = false;
     try {
-      for (;;) {
-        attempts += 1;
-        const result = await this.#attempt(target, request, payload, deadline.signal);
-        if (result.outcome !== "failure" || attempts >= this.#attempts) {
-          return toCallResult(result, performance.now() - started, attempts);
-        }
-        if (result.discardToken && !tokenRenewed) {
-          // A rejected oauth2 token is renewed at once, and only once per call.
-          tokenRenewed = true;
-          result.discardToken();
-          continue;
-        }
-        const waitMs = result.retryable ? (result.retryAfterMs ?? this.#backoffMs(attempts)) : undefined;
-        // Waiting past the deadline would only turn this answer into a timeout.
-        if (waitMs === undefined || waitMs >= deadlineAt - performance.now()) {
-          return toCallResult(result, performance.now() - started, attempts);
-        }
-        await this.#sleep(waitMs);
-      }
+      const result =
+        target.protocol === "a2a"
+          ? await this.#callA2a(target, request, deadline.signal, deadlineAt)
+          : await this.#exchange(
+              target,
+              request.headers,
+              request.body,
+              request.messageId,
+              deadline.signal,
+              deadlineAt,
+            );
+      return { ...result, durationMs: performance.now() - started };
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** The A2A exchanges of one call, each made like a webhook POST (guard, auth, retries, cap, redaction). */
+  #callA2a(target: AgentTarget, request: AgentRequest, signal: AbortSignal, deadlineAt: number) {
+    const { headers, messageId } = request;
+    const transport: A2aTransport = {
+      post: (body, id) => this.#exchange(target, headers, body, id, signal, deadlineAt),
+      postLate: (body, id) =>
+        this.#exchange(target, headers, body, id, AbortSignal.timeout(LATE_REQUEST_TIMEOUT_MS), 0),
+      sleep: this.#sleep,
+      remainingMs: () => Math.max(0, deadlineAt - performance.now()),
+    };
+    // The invocation service builds this body; over A2A its facts become a message.
+    return callA2a(request.body as InvocationPayload, headers.traceparent, messageId, transport);
+  }
+
+  /**
+   * POSTs `body` as JSON, retrying transient failures while a retry can end before
+   * `deadlineAt` (a `deadlineAt` already past: one attempt only).
+   */
+  async #exchange(
+    target: AgentTarget,
+    headers: Record<string, string>,
+    body: unknown,
+    messageId: string,
+    signal: AbortSignal,
+    deadlineAt: number,
+  ): Promise<Omit<AgentCallResult, "durationMs">> {
+    // JSON.stringify(undefined) is undefined, which would send no body and sign nothing.
+    const payload = JSON.stringify(body) ?? "null";
+    let attempts = 0;
+    let tokenRenewed = false;
+    for (;;) {
+      attempts += 1;
+      const result = await this.#attempt(target, headers, messageId, payload, signal);
+      if (result.outcome !== "failure" || attempts >= this.#attempts) return toCallResult(result, attempts);
+      if (result.discardToken && !tokenRenewed) {
+        // A rejected oauth2 token is renewed at once, and only once per request.
+        tokenRenewed = true;
+        result.discardToken();
+        continue;
+      }
+      const waitMs = result.retryable ? (result.retryAfterMs ?? this.#backoffMs(attempts)) : undefined;
+      // Waiting past the deadline would only turn this answer into a timeout.
+      if (waitMs === undefined || waitMs >= deadlineAt - performance.now())
+        return toCallResult(result, attempts);
+      await this.#sleep(waitMs);
     }
   }
 
@@ -173,7 +220,8 @@ export class AgentClient {
 
   async #attempt(
     target: AgentTarget,
-    request: AgentRequest,
+    headers: Record<string, string>,
+    messageId: string,
     payload: string,
     signal: AbortSignal,
   ): Promise<AttemptResult> {
@@ -186,7 +234,7 @@ export class AgentClient {
           authType: target.authType,
           authConfig: target.authConfig,
           body: payload,
-          messageId: request.messageId,
+          messageId,
           timestamp: new Date(),
         },
         { dispatcher: this.#dispatcher, signal, tokenCache: this.#tokenCache },
@@ -198,7 +246,7 @@ export class AgentClient {
         headers: {
           "user-agent": `Steward/${STEWARD_VERSION}`,
           accept: "application/json",
-          ...lowerCaseKeys(request.headers),
+          ...lowerCaseKeys(headers),
           "content-type": "application/json",
           ...auth.headers,
         },
@@ -218,8 +266,8 @@ export class AgentClient {
   }
 }
 
-function toCallResult(result: AttemptResult, durationMs: number, attempts: number): AgentCallResult {
-  const common = { outcome: result.outcome, status: result.status, durationMs, attempts };
+function toCallResult(result: AttemptResult, attempts: number): Omit<AgentCallResult, "durationMs"> {
+  const common = { outcome: result.outcome, status: result.status, attempts };
   switch (result.outcome) {
     case "success":
       return { ...common, body: result.body };

@@ -481,6 +481,7 @@ class GovernedCall {
         authType: agent.authType as AuthType,
         authConfig,
         timeoutMs: this.timeoutMs(),
+        protocol: agent.platform === "a2a" ? "a2a" : "webhook",
       },
       {
         body: {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startA2aAgent } from "../helpers/a2a-agent.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { invokeEnv, startTestSteward, type TestSteward } from "../helpers/steward.js";
 
@@ -173,6 +174,31 @@ describe("importing an A2A agent from its Agent Card", () => {
     ]);
     const neither = await importCard({});
     expect(neither.json().error.details.errors).toEqual([expect.objectContaining({ field: "card_url" })]);
+  });
+});
+
+describe("an agent imported from a real A2A agent's card", () => {
+  it("is called over A2A at the endpoint its card names, with the token given at import", async () => {
+    const agent = await startA2aAgent();
+    try {
+      const imported = await importCard({
+        card_url: agent.baseUrl,
+        auth_config: { token: "sdk-agent-token" },
+      });
+      expect(imported.statusCode, imported.body).toBe(201);
+      const { id } = imported.json();
+      const answer = await t.request({
+        method: "POST",
+        url: `/api/v1/external-agents/${id}/invoke`,
+        payload: { input: "hi" },
+      });
+      expect(answer.statusCode, answer.body).toBe(200);
+      expect(answer.json().output).toBe("echo: hi");
+      const call = agent.requests.find((request) => request.path === new URL(agent.rpcUrl).pathname);
+      expect(call?.headers.authorization).toBe("Bearer sdk-agent-token");
+    } finally {
+      await agent.close();
+    }
   });
 });
 
