@@ -28,6 +28,7 @@ export const ImportAgentBody = Type.Object(
     config: Type.Optional(registration.config),
     tags: Type.Optional(registration.tags),
     status: Type.Optional(registration.status),
+    a2a: Type.Optional(registration.a2a),
   },
   { additionalProperties: false },
 );

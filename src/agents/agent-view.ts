@@ -18,6 +18,7 @@ export function toAgentView(row: ExternalAgentRow): Agent {
     rate_limit_config: row.rateLimitConfig,
     budget_config: row.budgetConfig,
     approval_config: (row.approvalConfig as Agent["approval_config"]) ?? null,
+    a2a: { published: row.a2aPublished },
     capabilities: row.capabilities,
     config: row.config,
     tags: row.tags,

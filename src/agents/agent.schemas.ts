@@ -32,6 +32,14 @@ const AgentFields = {
   config: FreeObject("Free-form agent settings"),
   tags: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 50, uniqueItems: true }),
   status: Type.Enum(["active", "inactive"], { description: "inactive agents cannot be invoked" }),
+  a2a: Type.Object(
+    {
+      published: Type.Boolean({
+        description: "Whether A2A clients reach the agent through Steward, governed, at /a2a/{id}",
+      }),
+    },
+    { additionalProperties: false },
+  ),
 };
 
 export const CreateAgentBody = Type.Object(
@@ -50,6 +58,7 @@ export const CreateAgentBody = Type.Object(
     config: Type.Optional(AgentFields.config),
     tags: Type.Optional(AgentFields.tags),
     status: Type.Optional(AgentFields.status),
+    a2a: Type.Optional(AgentFields.a2a),
   },
   { additionalProperties: false },
 );
@@ -73,6 +82,7 @@ export const UpdateAgentBody = Type.Object(
     config: Type.Optional(AgentFields.config),
     tags: Type.Optional(AgentFields.tags),
     status: Type.Optional(AgentFields.status),
+    a2a: Type.Optional(AgentFields.a2a),
   },
   { additionalProperties: false },
 );
@@ -91,6 +101,7 @@ export const Agent = Type.Object({
   rate_limit_config: AgentFields.rate_limit_config,
   budget_config: AgentFields.budget_config,
   approval_config: AgentFields.approval_config,
+  a2a: AgentFields.a2a,
   capabilities: Type.Array(Type.String()),
   config: AgentFields.config,
   tags: Type.Array(Type.String()),

@@ -119,6 +119,7 @@ export class ExternalAgentService {
       rateLimitConfig: body.rate_limit_config ?? {},
       budgetConfig: budget.config,
       approvalConfig: body.approval_config ?? null,
+      a2aPublished: body.a2a?.published ?? false,
       capabilities: body.capabilities ?? [],
       config: body.config ?? {},
       tags: body.tags ?? [],
@@ -331,6 +332,7 @@ export class ExternalAgentService {
     if (patch.description !== undefined) changes.description = patch.description;
     if (patch.rate_limit_config !== undefined) changes.rateLimitConfig = patch.rate_limit_config;
     if (patch.approval_config !== undefined) changes.approvalConfig = patch.approval_config;
+    if (patch.a2a !== undefined) changes.a2aPublished = patch.a2a.published;
     if (patch.capabilities !== undefined) changes.capabilities = patch.capabilities;
     if (patch.config !== undefined) changes.config = patch.config;
     if (patch.tags !== undefined) changes.tags = patch.tags;

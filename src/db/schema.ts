@@ -112,6 +112,7 @@ export const externalAgents = pgTable(
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     deletedAt: timestamp("deleted_at", { withTimezone: true }),
     approvalConfig: jsonb("approval_config").$type<Record<string, unknown>>(),
+    a2aPublished: boolean("a2a_published").notNull().default(false),
   },
   (table) => [
     uniqueIndex("external_agents_org_name_key")

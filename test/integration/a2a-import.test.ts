@@ -127,6 +127,21 @@ describe("importing an A2A agent from its Agent Card", () => {
     expect(await cardsOf(response.json().id)).toEqual([expect.objectContaining({ source_url: null })]);
   });
 
+  it("publishes the agent through Steward when asked, and withdraws it on update", async () => {
+    const response = await importCard({
+      card: cardFor("https://published.example.com", { name: "Published", security: [] }),
+      a2a: { published: true },
+    });
+    expect(response.statusCode, response.body).toBe(201);
+    expect(response.json().a2a).toEqual({ published: true });
+    const withdrawn = await t.request({
+      method: "PATCH",
+      url: `/api/v1/external-agents/${response.json().id}`,
+      payload: { a2a: { published: false } },
+    });
+    expect(withdrawn.json().a2a).toEqual({ published: false });
+  });
+
   it("refuses a card that is not valid, naming each field", async () => {
     const { skills: _skills, ...withoutSkills } = cardFor(base);
     const response = await importCard({ card: { ...withoutSkills, url: "" } });

@@ -10,3 +10,6 @@ CREATE TABLE external_agent_cards (
   fetched_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX external_agent_cards_agent_idx ON external_agent_cards (organization_id, agent_id, id);
+
+-- Whether A2A clients may reach the agent through Steward, at /a2a/{agent_id}.
+ALTER TABLE external_agents ADD COLUMN a2a_published boolean NOT NULL DEFAULT false;
