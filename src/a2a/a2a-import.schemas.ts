@@ -1,8 +1,14 @@
 import Type, { type Static } from "typebox";
 import { CreateAgentBody } from "../agents/agent.schemas.js";
 
-/** POST /api/v1/external-agents/import: a card (by URL or inline) and the settings Steward adds to it. */
-const registration = CreateAgentBody.properties;
+/**
+ * POST /api/v1/external-agents/import: a card (by URL or inline) and the registration
+ * settings Steward adds to it; what the card itself says (platform, endpoint,
+ * description, capabilities) is not taken from the request.
+ */
+const settings = Type.Partial(
+  Type.Omit(CreateAgentBody, ["platform", "webhook_url", "description", "capabilities"]),
+).properties;
 
 export const ImportAgentBody = Type.Object(
   {
@@ -18,17 +24,7 @@ export const ImportAgentBody = Type.Object(
         description: "The Agent Card itself, instead of card_url",
       }),
     ),
-    name: Type.Optional(registration.name),
-    auth_type: Type.Optional(registration.auth_type),
-    auth_config: Type.Optional(registration.auth_config),
-    platform_config: Type.Optional(registration.platform_config),
-    rate_limit_config: Type.Optional(registration.rate_limit_config),
-    budget_config: Type.Optional(registration.budget_config),
-    approval_config: Type.Optional(registration.approval_config),
-    config: Type.Optional(registration.config),
-    tags: Type.Optional(registration.tags),
-    status: Type.Optional(registration.status),
-    a2a: Type.Optional(registration.a2a),
+    ...settings,
   },
   { additionalProperties: false },
 );
