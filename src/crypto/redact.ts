@@ -27,6 +27,8 @@ function fragmentsOf(secret: string): string[] {
 
 /** `value` with `redact` applied to every string in it, keys included. */
 export function redactDeep<T>(value: T, secrets: readonly string[]): T {
+  // Called on every agent answer: nothing to look for, nothing to copy.
+  if (secrets.length === 0) return value;
   if (typeof value === "string") return redact(value, secrets) as T;
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, secrets)) as T;
   if (value !== null && typeof value === "object") {
