@@ -7,8 +7,16 @@ const MIN_FRAGMENT_LENGTH = 8;
  * request; a webhook URL is a credential whole, by its path, and by each token in it.
  */
 export function redact(text: string, secrets: readonly string[]): string {
+  return replaceAll(text, fragmentsFor(secrets));
+}
+
+/** Every spelling of the secrets to look for, longest first (so no shorter one splits a longer one). */
+function fragmentsFor(secrets: readonly string[]): string[] {
   const fragments = secrets.filter((secret) => secret !== "").flatMap(fragmentsOf);
-  fragments.sort((a, b) => b.length - a.length);
+  return fragments.sort((a, b) => b.length - a.length);
+}
+
+function replaceAll(text: string, fragments: readonly string[]): string {
   let redacted = text;
   for (const fragment of fragments) redacted = redacted.replaceAll(fragment, "[redacted]");
   return redacted;
@@ -29,12 +37,15 @@ function fragmentsOf(secret: string): string[] {
 export function redactDeep<T>(value: T, secrets: readonly string[]): T {
   // Called on every agent answer: nothing to look for, nothing to copy.
   if (secrets.length === 0) return value;
-  if (typeof value === "string") return redact(value, secrets) as T;
-  if (Array.isArray(value)) return value.map((item) => redactDeep(item, secrets)) as T;
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [redact(key, secrets), redactDeep(item, secrets)]),
-    ) as T;
-  }
-  return value;
+  const fragments = fragmentsFor(secrets);
+  const walk = (item: unknown): unknown => {
+    if (typeof item === "string") return replaceAll(item, fragments);
+    if (Array.isArray(item)) return item.map(walk);
+    if (item !== null && typeof item === "object")
+      return Object.fromEntries(
+        Object.entries(item).map(([key, inner]) => [replaceAll(key, fragments), walk(inner)]),
+      );
+    return item;
+  };
+  return walk(value) as T;
 }
