@@ -3,6 +3,8 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { a2aImportRoutes } from "./a2a/a2a-import.routes.js";
 import { A2aImportService } from "./a2a/a2a-import.service.js";
+import { a2aServerRoutes } from "./a2a/a2a-server.routes.js";
+import { PublishedAgents } from "./a2a/published-agents.js";
 import { externalAgentRoutes } from "./agents/agent.routes.js";
 import { ExternalAgentService } from "./agents/agent.service.js";
 import { configSchemaRoutes } from "./agents/config-schema.routes.js";
@@ -260,6 +262,19 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       registerAccessControl(root, authenticate);
       await root.register(cloudEventRoutes(executor));
     });
+    await server.register(
+      async (a2a) => {
+        registerAccessControl(a2a, authenticate);
+        await a2a.register(
+          a2aServerRoutes({
+            published: new PublishedAgents(agents, lineage),
+            invocations: invocationService,
+            publicUrl: config.delivery.publicUrl,
+          }),
+        );
+      },
+      { prefix: "/a2a" },
+    );
     await server.register(lifecycle.publicRoutes(), { prefix: "/api/v1" });
     if (!(await registerDashboard(server)))
       logger.warn("the dashboard is not built (npm run build builds it); serving the API only");
