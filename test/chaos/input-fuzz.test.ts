@@ -841,7 +841,10 @@ function pathText(site: Site): string {
   return site.path.length > 0 ? site.path.join(".") : "(root)";
 }
 
-/** What is wrong with an error answer, or undefined when it is a 4xx with the project's error envelope. */
+/**
+ * What is wrong with an error answer, or undefined when it is a 4xx with the project's
+ * error envelope — or, from the A2A endpoint, with a JSON-RPC error (docs/a2a.md).
+ */
 function envelopeProblem(response: LightMyRequestResponse): string | undefined {
   if (response.statusCode < 400 || response.statusCode >= 500) return `answered ${response.statusCode}`;
   let body: unknown;
@@ -850,6 +853,7 @@ function envelopeProblem(response: LightMyRequestResponse): string | undefined {
   } catch {
     return `${response.statusCode} without a JSON body`;
   }
+  if (isJsonRpcError(body)) return undefined;
   const error = (body as { error?: { code?: unknown; message?: unknown; request_id?: unknown } } | null)
     ?.error;
   if (!error || Object.keys(body as object).length !== 1)
@@ -1041,3 +1045,10 @@ describe("input fuzzing of every operation in the OpenAPI document", () => {
     expect(missed.map((operation) => `${operation.method} ${operation.path}`)).toEqual([]);
   });
 });
+
+/** A JSON-RPC 2.0 error answer, as the A2A endpoint gives (its paths are /a2a/…). */
+function isJsonRpcError(body: unknown): boolean {
+  if (typeof body !== "object" || body === null) return false;
+  const { jsonrpc, error } = body as { jsonrpc?: unknown; error?: { code?: unknown; message?: unknown } };
+  return jsonrpc === "2.0" && Number.isInteger(error?.code) && typeof error?.message === "string";
+}

@@ -147,6 +147,8 @@ async function seedOrgB(org: Org): Promise<OrgB> {
       platform_config: { webhook_url: `${origin}/platform` },
       budget_config: { cost_per_execution: 1 },
       rate_limit_config: { requests_per_minute: 1000 },
+      // Published: its A2A routes turn org A away for its organization, not for being unpublished.
+      a2a: { published: true },
     },
     key,
   );
@@ -392,7 +394,20 @@ async function tryEach<T>(
   return outcome;
 }
 
-const isNotFound = (answer: Answer) => answer.status === 404 && hasErrorEnvelope(answer, "NOT_FOUND");
+/** Steward's own envelope, or on the A2A endpoint the JSON-RPC error for an unknown agent (docs/a2a.md). */
+const isNotFound = (answer: Answer) =>
+  answer.status === 404 && (hasErrorEnvelope(answer, "NOT_FOUND") || isJsonRpcError(answer, A2A_NOT_FOUND));
+
+const A2A_NOT_FOUND = -32044;
+
+function isJsonRpcError(answer: Answer, code: number): boolean {
+  try {
+    const body = JSON.parse(answer.body);
+    return body.jsonrpc === "2.0" && body.error?.code === code && typeof body.error.message === "string";
+  } catch {
+    return false;
+  }
+}
 
 /** Steward's OpenAPI document: the routes it says it has. */
 async function documentedOperations(): Promise<Operation[]> {
@@ -417,6 +432,7 @@ function orgBIdFor(slot: string): string | undefined {
     "alert-rules/{ruleId}": ids.alertRule,
     "agents/{id}": ids.managedAgent,
     "jobs/{id}": ids.job,
+    "a2a/{agent_id}": ids.externalAgent,
   };
   return bySlot[slot];
 }
