@@ -193,7 +193,7 @@ describe("importing an A2A agent from its Agent Card", () => {
 });
 
 describe("an agent imported from a real A2A agent's card", () => {
-  it("is called over A2A at the endpoint its card names, with the token given at import", async () => {
+  it("is called over A2A at the endpoint its card names, with the token given at import, tasks followed to the end", async () => {
     const agent = await startA2aAgent();
     try {
       const imported = await importCard({
@@ -211,6 +211,15 @@ describe("an agent imported from a real A2A agent's card", () => {
       expect(answer.json().output).toBe("echo: hi");
       const call = agent.requests.find((request) => request.path === new URL(agent.rpcUrl).pathname);
       expect(call?.headers.authorization).toBe("Bearer sdk-agent-token");
+
+      // A long-running task: answered at once as submitted, followed until it completes.
+      const task = await t.request({
+        method: "POST",
+        url: `/api/v1/external-agents/${id}/invoke`,
+        payload: { input: "slow report" },
+      });
+      expect(task.statusCode, task.body).toBe(200);
+      expect(task.json().output).toBe("done: slow report");
     } finally {
       await agent.close();
     }
