@@ -17,6 +17,7 @@ import {
   startTestSteward,
   type TestSteward,
 } from "../helpers/steward.js";
+import { jsonRpcErrorCode } from "./json-rpc-error.js";
 import {
   allowedTypes,
   type Hints,
@@ -853,7 +854,7 @@ function envelopeProblem(response: LightMyRequestResponse): string | undefined {
   } catch {
     return `${response.statusCode} without a JSON body`;
   }
-  if (isJsonRpcError(body)) return undefined;
+  if (jsonRpcErrorCode(body) !== undefined) return undefined;
   const error = (body as { error?: { code?: unknown; message?: unknown; request_id?: unknown } } | null)
     ?.error;
   if (!error || Object.keys(body as object).length !== 1)
@@ -1045,10 +1046,3 @@ describe("input fuzzing of every operation in the OpenAPI document", () => {
     expect(missed.map((operation) => `${operation.method} ${operation.path}`)).toEqual([]);
   });
 });
-
-/** A JSON-RPC 2.0 error answer, as the A2A endpoint gives (its paths are /a2a/…). */
-function isJsonRpcError(body: unknown): boolean {
-  if (typeof body !== "object" || body === null) return false;
-  const { jsonrpc, error } = body as { jsonrpc?: unknown; error?: { code?: unknown; message?: unknown } };
-  return jsonrpc === "2.0" && Number.isInteger(error?.code) && typeof error?.message === "string";
-}

@@ -25,6 +25,7 @@ import {
   tampered,
   unsigned,
 } from "./forged-credentials.js";
+import { jsonRpcErrorCode } from "./json-rpc-error.js";
 import { type Operation, operationsWithPathParameters, pathWith } from "./openapi-operations.js";
 import { changesBetween, observeState, type StateObserver } from "./state-snapshot.js";
 import { tally } from "./tally.js";
@@ -402,8 +403,7 @@ const A2A_NOT_FOUND = -32044;
 
 function isJsonRpcError(answer: Answer, code: number): boolean {
   try {
-    const body = JSON.parse(answer.body);
-    return body.jsonrpc === "2.0" && body.error?.code === code && typeof body.error.message === "string";
+    return jsonRpcErrorCode(JSON.parse(answer.body)) === code;
   } catch {
     return false;
   }
