@@ -16,6 +16,9 @@ import {
   type LlmNode,
   START_NODE,
 } from "./graph-definition.js";
+import { runLangChainWithoutRootRunTrees } from "./langchain-context.js";
+
+runLangChainWithoutRootRunTrees();
 
 export interface NodeContext {
   jobId: string;

@@ -46,8 +46,11 @@ export interface JobDelivery {
   /** 1 on first delivery. */
   deliveryCount: number;
   maxDeliver: number;
-  /** Waits for the server's confirmation (ackAck); throws when it does not come. */
-  ack(): Promise<void>;
+  /**
+   * Not confirmed by the server: an ack that gets lost brings the message back, and the
+   * job store answers it without running the job again.
+   */
+  ack(): void;
   nak(delayMs: number): void;
   term(reason: string): void;
   working(): void;
@@ -301,10 +304,9 @@ export class JobQueue {
       headers: Object.fromEntries(msg.headers ?? []),
       deliveryCount,
       maxDeliver: this.settings.maxDeliver,
-      ack: async () => {
+      ack: () => {
         settle();
-        // ackAck resolves false when the message was already acked/nak'd by this process.
-        if (!(await msg.ackAck())) throw new Error("message was already acknowledged");
+        msg.ack();
       },
       nak: (delayMs) => {
         settle();

@@ -65,7 +65,7 @@ export class JobWorker {
         delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
       } else {
         await this.giveUp(delivery, job, { message: (error as Error).message, type: "StewardError" });
-        await delivery.ack();
+        delivery.ack();
       }
     }
   }
@@ -85,7 +85,7 @@ export class JobWorker {
     if (claim.kind === "final") {
       // Seen before and finished: never run twice, but announce a result whose publication failed.
       await this.options.results.announceIfUnpublished(claim.row, job);
-      await delivery.ack();
+      delivery.ack();
       return;
     }
     if (claim.kind === "leased") {
@@ -110,7 +110,7 @@ export class JobWorker {
       });
       // The next delivery resumes from the last checkpoint: completed nodes stay done.
       if (settled === "retry") delivery.nak(redeliveryDelayMs(delivery.deliveryCount));
-      else await delivery.ack();
+      else delivery.ack();
     } finally {
       stopLease();
     }

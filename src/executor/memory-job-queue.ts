@@ -69,7 +69,7 @@ export class MemoryJobQueue {
     const delivery: JobDelivery = {
       ...message,
       maxDeliver: this.maxDeliver,
-      ack: async () => {},
+      ack: () => {},
       nak: (delayMs) => {
         if (message.deliveryCount < this.maxDeliver) later(delayMs);
       },

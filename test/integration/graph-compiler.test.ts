@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -103,6 +104,23 @@ describe.each(["postgres", "embedded"] as const)("graph compiler on %s", (kind) 
       ["node_start", { node: "up" }],
       ["node_end", { node: "up", output: { text: "HI" } }],
     ]);
+  });
+
+  it("runs nodes without building a LangSmith run tree for them", async () => {
+    let store: unknown = "not read";
+    const { runners } = fakeRunners({
+      http: async () => {
+        store = AsyncLocalStorageProviderSingleton.getInstance().getStore();
+        return {};
+      },
+    });
+    const definition = valid({
+      name: "fetch",
+      nodes: [{ id: "fetch", type: "http", method: "GET", url: "http://127.0.0.1:9/" }],
+      edges: edges(["__start__", "fetch"], ["fetch", "__end__"]),
+    });
+    await job(saver, definition, runners).run();
+    expect(store).toBeUndefined();
   });
 
   it("follows the first edge whose condition holds, else the edge without one", async () => {

@@ -120,7 +120,7 @@ describe("JobQueue delivery", () => {
     const seen: JobDelivery[] = [];
     const consumer = queue.consume(async (delivery) => {
       seen.push(delivery);
-      await delivery.ack();
+      delivery.ack();
     });
     expect(await queue.publishJob("run", encoder.encode("job-1"), "job_1", { "x-org": "org_1" })).toEqual({
       duplicate: false,
@@ -150,7 +150,7 @@ describe("JobQueue delivery", () => {
     const consumer = queue.consume(async (delivery) => {
       counts.push(delivery.deliveryCount);
       if (delivery.deliveryCount === 1) delivery.nak(0);
-      else await delivery.ack();
+      else delivery.ack();
     });
     await queue.publishJob("run", encoder.encode("x"), "job_nak");
     await until(async () => counts.length === 2 && (await queue.pending()).ackPending === 0);
@@ -164,7 +164,7 @@ describe("JobQueue delivery", () => {
     const consumer = queue.consume(async (delivery) => {
       counts.push(delivery.deliveryCount);
       if (delivery.deliveryCount === 1) throw new Error("transient");
-      await delivery.ack();
+      delivery.ack();
     });
     await queue.publishJob("run", encoder.encode("x"), "job_throw");
     await until(() => counts.length === 2);
@@ -183,7 +183,7 @@ describe("JobQueue delivery", () => {
     const seen: string[] = [];
     const consumer = queue.consume(async (delivery) => {
       seen.push(text(delivery));
-      await delivery.ack();
+      delivery.ack();
     });
     await until(async () => seen.length >= 1 && (await queue.pending()).ackPending === 0);
     await consumer.stop();
@@ -221,7 +221,7 @@ describe("JobQueue delivery", () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       running--;
       done++;
-      await delivery.ack();
+      delivery.ack();
     });
     await until(() => done === 5);
     await consumer.stop();
@@ -239,7 +239,7 @@ describe("JobQueue delivery", () => {
     const consumer = queue.consume(async (delivery) => {
       events.push("started");
       await gate;
-      await delivery.ack();
+      delivery.ack();
       events.push("acked");
     });
     await queue.publishJob("run", encoder.encode("x"), "job_stop");
