@@ -41,6 +41,7 @@ export function reportExecutor(report: BenchReport, figures: ExecutorFigures): v
     columns: ["", "value"],
     rows: [
       [`jobs/s (${figures.jobs} published at once)`, Math.round(figures.jobsPerSecond)],
+      ["Steward CPU ms/job (same run)", Number(figures.cpuMsPerJob.toFixed(2))],
       [`publish → completed event p50 ms (${Math.round(figures.pacedJobsPerSecond)} jobs/s)`, figures.p50Ms],
       ["publish → completed event p99 ms", figures.p99Ms],
       ["node → Redis subscriber p50 ms", figures.streamP50Ms],

@@ -46,6 +46,8 @@ export interface ExecutorFigures {
   jobs: number;
   /** Throughput run: jobs divided by the time from the first publish to the last completed event. */
   jobsPerSecond: number;
+  /** CPU time Steward used per job of the throughput run: steadier than jobs/s on a busy machine. */
+  cpuMsPerJob: number;
   /** Jobs of the latency run, published at a steady rate. */
   pacedJobs: number;
   /** The latency run's publish rate: a quarter of the throughput measured just before. */
@@ -99,8 +101,10 @@ export async function runExecutor(
     const jobs = settings.jobs;
     const burst = publisher.prepare(jobs);
     const start = performance.now();
+    const cpuBefore = steward.process.cpuSeconds();
     await publisher.burst(burst);
     const jobsPerSecond = jobs / (((await results.completion(burst)) - start) / 1000);
+    const cpuMsPerJob = ((steward.process.cpuSeconds() - cpuBefore) * 1000) / jobs;
 
     const pacedJobs = Math.max(20, Math.round(jobs / 5));
     const pacedJobsPerSecond = Math.max(1, Math.round(jobsPerSecond * PACED_LOAD));
@@ -125,6 +129,7 @@ export async function runExecutor(
       concurrency,
       jobs,
       jobsPerSecond,
+      cpuMsPerJob,
       pacedJobs,
       pacedJobsPerSecond,
       p50Ms: percentile(latencies, 50),
