@@ -98,11 +98,6 @@ export class InvocationJournal {
   private async closeBatch(requests: CloseRequest[]): Promise<InvocationRow[]> {
     let queuedDeliveries = false;
     const written = await this.db.transaction(async (tx) => {
-      // Budget threshold warnings are deliveries too.
-      queuedDeliveries = await this.budgets.settleAll(
-        tx,
-        requests.flatMap((request) => (request.settlement ? [request.settlement] : [])),
-      );
       // What the outbox adds (delivery state) lies outside the hashed content. It runs
       // first: placing takes the organizations' chain locks, held until commit.
       const finals: InvocationRow[] = [];
@@ -113,6 +108,14 @@ export class InvocationJournal {
       }
       const placed = await placeInChains(tx, finals);
       const erased = await this.store.writeFinal(tx, placed, chainHeadsUpdate(placed));
+      // Settled last: the budget rows are what concurrent calls of the agent wait on, so
+      // they are locked for as little of the transaction as can be. Threshold warnings
+      // are deliveries too.
+      const warned = await this.budgets.settleAll(
+        tx,
+        requests.flatMap((request) => (request.settlement ? [request.settlement] : [])),
+      );
+      queuedDeliveries ||= warned;
       // The answer of an erased call is not kept, so it is not handed on either.
       return placed.map((row) => (erased.has(row.id) ? { ...row, ...REDACTED_VALUES } : row));
     });
