@@ -96,6 +96,24 @@ export class InvocationJournal {
   }
 
   private async closeBatch(requests: CloseRequest[]): Promise<InvocationRow[]> {
+    try {
+      return await this.closeOpenCalls(requests);
+    } catch (error) {
+      if (!(error instanceof ClosedElsewhere)) throw error;
+      // Another closer got there first — the abandoned-call sweep, when a call outlived
+      // its threshold. Those calls answer with what it recorded; the rest close without them.
+      const rest = requests.filter((request) => !error.ids.has(request.row.id));
+      const closed = new Map(
+        (rest.length > 0 ? await this.closeBatch(rest) : []).map((row) => [row.id, row]),
+      );
+      for (const { row } of requests) {
+        if (error.ids.has(row.id)) closed.set(row.id, await this.store.get(row.organizationId, row.id));
+      }
+      return requests.map(({ row }) => closed.get(row.id) as InvocationRow);
+    }
+  }
+
+  private async closeOpenCalls(requests: CloseRequest[]): Promise<InvocationRow[]> {
     let queuedDeliveries = false;
     const written = await this.db.transaction(async (tx) => {
       // What the outbox adds (delivery state) lies outside the hashed content. It runs
@@ -107,7 +125,10 @@ export class InvocationJournal {
         queuedDeliveries ||= queued;
       }
       const placed = await placeInChains(tx, finals);
-      const erased = await this.store.writeFinal(tx, placed, chainHeadsUpdate(placed));
+      const { written, erased } = await this.store.writeFinal(tx, placed, chainHeadsUpdate(placed));
+      const closedElsewhere = placed.filter((row) => !written.has(row.id));
+      // The batch's chain places were counted with these calls in: it is rolled back whole.
+      if (closedElsewhere.length > 0) throw new ClosedElsewhere(closedElsewhere.map((row) => row.id));
       // Settled last: the budget rows are what concurrent calls of the agent wait on, so
       // they are locked for as little of the transaction as can be. Threshold warnings
       // are deliveries too.
@@ -121,5 +142,16 @@ export class InvocationJournal {
     });
     if (queuedDeliveries) this.outbox.wake();
     return written;
+  }
+}
+
+/** Calls of a batch that were already final when it was written. */
+class ClosedElsewhere extends Error {
+  override name = "ClosedElsewhere";
+  readonly ids: Set<string>;
+
+  constructor(ids: readonly string[]) {
+    super(`${ids.length} call(s) were made final by another closer`);
+    this.ids = new Set(ids);
   }
 }

@@ -86,13 +86,18 @@ export class InvocationStore {
 
   /**
    * Writes final calls placed in the lineage chain, with the chain heads' move: a call
-   * recorded while running gets its outcome, any other is recorded whole. Answers the
-   * ids of calls erased (GDPR) while they were in flight: that erasure wins over the
-   * answer written now, and the component hashes, taken from the content, keep the
-   * chain sound.
+   * recorded while running (or held for approval) gets its outcome, any other is
+   * recorded whole. A call some other closer made final already is left as it is and
+   * missing from `written`. `erased` holds the calls erased (GDPR) while they were in
+   * flight: that erasure wins over the answer written now, and the component hashes,
+   * taken from the content, keep the chain sound.
    */
-  async writeFinal(tx: DbOrTx, placed: readonly InvocationRow[], chainHeads: SQL): Promise<Set<string>> {
-    const written = await tx.execute<{ id: string; redacted: boolean }>(sql`
+  async writeFinal(
+    tx: DbOrTx,
+    placed: readonly InvocationRow[],
+    chainHeads: SQL,
+  ): Promise<{ written: Set<string>; erased: Set<string> }> {
+    const result = await tx.execute<{ id: string; redacted: boolean }>(sql`
       WITH head AS (${chainHeads})
       INSERT INTO invocations SELECT * FROM ${recordset([...placed].sort(byId))}
       ON CONFLICT (id) DO UPDATE
@@ -105,8 +110,12 @@ export class InvocationStore {
          )},
              response_body = CASE WHEN invocations.redacted_at IS NULL THEN EXCLUDED.response_body END,
              error_message = CASE WHEN invocations.redacted_at IS NULL THEN EXCLUDED.error_message END
+       WHERE invocations.status IN ('running', 'pending_approval')
       RETURNING id, redacted_at IS NOT NULL AS redacted`);
-    return new Set(written.rows.filter((row) => row.redacted).map((row) => row.id));
+    return {
+      written: new Set(result.rows.map((row) => row.id)),
+      erased: new Set(result.rows.filter((row) => row.redacted).map((row) => row.id)),
+    };
   }
 
   async get(organizationId: string, id: string): Promise<InvocationRow> {

@@ -5,7 +5,7 @@ import { until } from "../helpers/eventually.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
 import { TEST_DATABASE_URL } from "../helpers/services.js";
-import { startTestSteward, type TestSteward } from "../helpers/steward.js";
+import { invokeEnv, startTestSteward, type TestSteward } from "../helpers/steward.js";
 import { type StewardProcess, spawnSteward, stewardEnvironment } from "../helpers/steward-process.js";
 
 /**
@@ -90,4 +90,49 @@ describe("calls abandoned by a killed process", () => {
     expect(retried.statusCode, retried.body).toBe(200);
     expect(retried.json().invocation_id).not.toBe(invocationId);
   }, 90_000);
+
+  it("keeps one record, one place in the chain and one settlement when a live call is swept too early", async () => {
+    // The threshold below the agent's answer time (a misconfiguration): the sweep closes
+    // the call while it is still waiting, and then the call itself finishes.
+    const slowAgent = await startMockAgent(() => ({ delayMs: 3_000, body: { result: "late" } }));
+    const early = await startTestSteward(
+      "postgres",
+      invokeEnv({ STEWARD_ABANDONED_CALL_AFTER_SECONDS: "1" }),
+    );
+    try {
+      const registered = await early.request({
+        method: "POST",
+        url: "/api/v1/external-agents",
+        payload: {
+          name: "late-agent",
+          platform: "custom_http",
+          webhook_url: slowAgent.url,
+          budget_config: { cost_per_execution: 0.5, max_daily_cost: 10 },
+        },
+      });
+      expect(registered.statusCode, registered.body).toBe(201);
+      const agentId = registered.json().id as string;
+
+      const answer = await early.request({
+        method: "POST",
+        url: `/api/v1/external-agents/${agentId}/invoke`,
+        payload: { input: "answered too late" },
+      });
+      // The call answers with what was recorded first: the sweep's verdict.
+      expect(answer.statusCode, answer.body).toBe(503);
+      expect(answer.json().error.message).toContain(ABANDONED_MESSAGE);
+      const invocationId = answer.json().error.details.invocation_id as string;
+      const stored = await early.request({ method: "GET", url: `/api/v1/invocations/${invocationId}` });
+      expect(stored.json()).toMatchObject({ status: "error", error: ABANDONED_MESSAGE });
+
+      const verified = await early.request({ method: "GET", url: "/api/v1/lineage/verify" });
+      expect(verified.json()).toMatchObject({ valid: true, checked: 1 });
+      const budget = await early.request({ method: "GET", url: `/api/v1/external-agents/${agentId}/budget` });
+      // Given back once by the sweep, and not settled again by the call.
+      expect(budget.json().daily, budget.body).toMatchObject({ cost_used: 0, reserved: 0, invocations: 0 });
+    } finally {
+      await early.close();
+      await slowAgent.close();
+    }
+  }, 60_000);
 });
