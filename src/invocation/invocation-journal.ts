@@ -95,21 +95,29 @@ export class InvocationJournal {
     });
   }
 
+  /**
+   * Closes each call once: a call whose own end and the abandoned-call sweep meet in one
+   * batch is closed by the first of them, and a call some other closer made final
+   * already (the sweep, when the call outlived its threshold) keeps that record. Either
+   * way the others answer with the record that stands.
+   */
   private async closeBatch(requests: CloseRequest[]): Promise<InvocationRow[]> {
+    const firsts = new Map<string, CloseRequest>();
+    for (const request of requests) if (!firsts.has(request.row.id)) firsts.set(request.row.id, request);
+    const closed = new Map((await this.closeEach([...firsts.values()])).map((row) => [row.id, row]));
+    return Promise.all(
+      requests.map(({ row }) => closed.get(row.id) ?? this.store.get(row.organizationId, row.id)),
+    );
+  }
+
+  /** The calls written, less those another closer had made final. */
+  private async closeEach(requests: CloseRequest[]): Promise<InvocationRow[]> {
     try {
       return await this.closeOpenCalls(requests);
     } catch (error) {
       if (!(error instanceof ClosedElsewhere)) throw error;
-      // Another closer got there first — the abandoned-call sweep, when a call outlived
-      // its threshold. Those calls answer with what it recorded; the rest close without them.
       const rest = requests.filter((request) => !error.ids.has(request.row.id));
-      const closed = new Map(
-        (rest.length > 0 ? await this.closeBatch(rest) : []).map((row) => [row.id, row]),
-      );
-      for (const { row } of requests) {
-        if (error.ids.has(row.id)) closed.set(row.id, await this.store.get(row.organizationId, row.id));
-      }
-      return requests.map(({ row }) => closed.get(row.id) as InvocationRow);
+      return rest.length > 0 ? this.closeEach(rest) : [];
     }
   }
 
