@@ -251,6 +251,8 @@ describe("JobQueue delivery", () => {
     release();
     await stopped;
     expect(events).toEqual(["started", "acked", "stopped"]);
+    // The ack is not confirmed: it reaches the server just after.
+    await until(async () => (await queue.pending()).ackPending === 0);
     expect(await queue.pending()).toEqual({ pending: 0, ackPending: 0 });
   });
 
