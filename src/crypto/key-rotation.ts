@@ -1,5 +1,9 @@
+import { drizzle } from "drizzle-orm/node-postgres";
 import type pg from "pg";
 import type { SealedSecret } from "../agents/credentials.js";
+import { type RequestContext, recordAudit } from "../audit/audit.js";
+import type { DbOrTx } from "../db/database.js";
+import * as schema from "../db/schema.js";
 import { SEALED_TABLES, type SealedTable } from "./sealed-columns.js";
 import { type SecretBox, SecretDecryptionError } from "./secret-box.js";
 
@@ -13,6 +17,8 @@ import { type SecretBox, SecretDecryptionError } from "./secret-box.js";
  * API call (or another run of this command) changed in the meantime is not written over
  * but read again and re-planned. Values already on the current key are left as they are,
  * so a second run writes nothing. Plaintexts exist only in memory, for one value at a time.
+ * Each row written gets an audit event in its organization, in the same transaction,
+ * naming the key and the columns (never a value).
  */
 
 export interface RotationFailure {
@@ -118,7 +124,22 @@ function identifier(name: string): string {
 }
 
 function selectColumns(table: SealedTable): string {
-  return [table.idColumn, ...table.columns.map((column) => column.name)].map(identifier).join(", ");
+  return [table.idColumn, "organization_id", ...table.columns.map((column) => column.name)]
+    .map(identifier)
+    .join(", ");
+}
+
+const ROTATION: RequestContext = { actor: { type: "system", id: "steward keys rotate" } };
+
+/** The audit event of one row re-sealed: which key, which columns, how many values. */
+function auditResealed(tx: DbOrTx, table: SealedTable, row: Row, plan: RowPlan, keyId: string) {
+  return recordAudit(tx, ROTATION, {
+    organizationId: String(row.organization_id),
+    action: "secrets.reencrypted",
+    resourceType: table.resourceType,
+    resourceId: String(row[table.idColumn]),
+    details: { key_id: keyId, columns: Object.keys(plan.changes), values: plan.resealed },
+  });
 }
 
 /**
@@ -126,7 +147,7 @@ function selectColumns(table: SealedTable): string {
  * from; false when someone changed one in between.
  */
 async function compareAndSet(
-  client: pg.Pool | pg.PoolClient,
+  client: pg.PoolClient,
   table: SealedTable,
   row: Row,
   changes: Record<string, unknown>,
@@ -155,19 +176,28 @@ function account(result: TableResult, plan: RowPlan): void {
   if (plan.resealed > 0) result.changedRows += 1;
 }
 
-/** Writes a batch's changed rows in one transaction; returns the rows that changed under it. */
+/**
+ * Writes a batch's changed rows, each with its audit event, in one transaction; returns
+ * the rows that changed under it.
+ */
 async function writeBatch(
   pool: pg.Pool,
   table: SealedTable,
   writes: Array<{ row: Row; plan: RowPlan }>,
+  keyId: string,
 ): Promise<Row[]> {
   const conflicts: Row[] = [];
   const client = await pool.connect();
+  const audit = drizzle(client, { schema });
   let broken: Error | undefined;
   try {
     await client.query("BEGIN");
     for (const { row, plan } of writes) {
-      if (!(await compareAndSet(client, table, row, plan.changes))) conflicts.push(row);
+      if (await compareAndSet(client, table, row, plan.changes)) {
+        await auditResealed(audit, table, row, plan, keyId);
+      } else {
+        conflicts.push(row);
+      }
     }
     await client.query("COMMIT");
     return conflicts;
@@ -190,7 +220,9 @@ async function retryRow(pool: pg.Pool, table: SealedTable, id: unknown, box: Sec
     // Deleted in the meantime: nothing left to re-seal.
     if (!row) return { changes: {}, resealed: 0, current: 0, failures: [] };
     const plan = planRow(table, row, box);
-    if (plan.resealed === 0 || (await compareAndSet(pool, table, row, plan.changes))) return plan;
+    if (plan.resealed === 0) return plan;
+    const conflicts = await writeBatch(pool, table, [{ row, plan }], box.currentKeyId);
+    if (conflicts.length === 0) return plan;
   }
   return {
     changes: {},
@@ -236,7 +268,7 @@ async function rotateTable(
       if (plan.resealed > 0 && !options.dryRun) writes.push({ row, plan });
       else account(result, plan);
     }
-    const conflicts = writes.length > 0 ? await writeBatch(pool, table, writes) : [];
+    const conflicts = writes.length > 0 ? await writeBatch(pool, table, writes, box.currentKeyId) : [];
     for (const { row, plan } of writes) if (!conflicts.includes(row)) account(result, plan);
     for (const row of conflicts) account(result, await retryRow(pool, table, row[table.idColumn], box));
     options.onProgress?.(result);

@@ -28,6 +28,8 @@ export interface SealedTable {
   name: string;
   /** A text primary key: rows are visited in its order. */
   idColumn: string;
+  /** What a row is in the audit log, where each re-sealed row is recorded. */
+  resourceType: string;
   columns: readonly SealedColumn[];
 }
 
@@ -94,11 +96,13 @@ export const SEALED_TABLES: readonly SealedTable[] = [
   {
     name: "external_agents",
     idColumn: "id",
+    resourceType: "external_agent",
     columns: [agentConfigColumn("auth_config"), agentConfigColumn("platform_config")],
   },
   {
     name: "webhook_subscriptions",
     idColumn: "id",
+    resourceType: "webhook_subscription",
     columns: [webhookSecretColumn("secret"), webhookSecretColumn("previous_secret")],
   },
 ];

@@ -14,7 +14,7 @@ import { rotateStoredSecrets } from "../../src/crypto/key-rotation.js";
 import { keyIdOf, SecretBox } from "../../src/crypto/secret-box.js";
 import { type Database, openDatabase } from "../../src/db/database.js";
 import { runMigrations } from "../../src/db/migrate.js";
-import { externalAgents, webhookSubscriptions } from "../../src/db/schema.js";
+import { auditEvents, externalAgents, webhookSubscriptions } from "../../src/db/schema.js";
 import { WebhookService } from "../../src/delivery/webhooks/webhook.service.js";
 import { signingSecrets } from "../../src/delivery/webhooks/webhook-secret.js";
 import { SECRETS, slackAgent, telegramAgent } from "../helpers/agents.js";
@@ -151,6 +151,11 @@ async function rowsSealedWith(database: Database, keyId: string): Promise<Record
   return found;
 }
 
+/** The audit events `keys rotate` wrote. */
+function rotationAudit(database: Database) {
+  return database.db.select().from(auditEvents).where(eq(auditEvents.action, "secrets.reencrypted"));
+}
+
 describe("steward keys rotate on PostgreSQL", () => {
   let database: Database;
   let env: Record<string, string>;
@@ -203,6 +208,7 @@ describe("steward keys rotate on PostgreSQL", () => {
     expect(run.stdout).toContain("Dry run");
     expect(run.stdout).toContain(`would re-encrypt 13 secret(s) in 6 row(s); 2 already on key ${B}`);
     expect(await sealedColumns(database)).toBe(before);
+    expect(await rotationAudit(database)).toEqual([]);
     expectNoSecrets(run);
   });
 
@@ -225,6 +231,25 @@ describe("steward keys rotate on PostgreSQL", () => {
     // No table keeps a copy on key A; every row that holds a secret names key B.
     expect(await rowsSealedWith(database, A)).toEqual({});
     expect(await rowsSealedWith(database, B)).toEqual({ external_agents: 5, webhook_subscriptions: 2 });
+    // Each row re-sealed is on its organization's audit log, naming the key and columns only.
+    const audited = await rotationAudit(database);
+    expect(audited.map((event) => event.resourceId).sort()).toEqual(
+      [ids.slack, ids.telegram, ids.custom, ids.retired, ...Object.keys(hookSecrets)].sort(),
+    );
+    for (const event of audited) {
+      expect(event).toMatchObject({
+        organizationId: "org_a",
+        actorType: "system",
+        actorId: "steward keys rotate",
+      });
+      expect(event.details).toMatchObject({ key_id: B });
+    }
+    expect(audited.find((event) => event.resourceId === ids.custom)?.details).toEqual({
+      key_id: B,
+      columns: ["auth_config", "platform_config"],
+      values: 4,
+    });
+    expect(JSON.stringify(audited)).not.toMatch(/CANARY|v1\./);
     // Hints, versions and updated_at are as they were: the secrets did not change.
     expect(
       await views(
@@ -264,6 +289,7 @@ describe("steward keys rotate on PostgreSQL", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`re-encrypted 0 secret(s) in 0 row(s); 15 already on key ${B}`);
     expect(await sealedColumns(database)).toBe(before);
+    expect(await rotationAudit(database)).toHaveLength(6);
   });
 
   it("finds every value readable once key A is no longer configured", async () => {
