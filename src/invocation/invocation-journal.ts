@@ -123,7 +123,7 @@ export class InvocationJournal {
 
   private async closeOpenCalls(requests: CloseRequest[]): Promise<InvocationRow[]> {
     let queuedDeliveries = false;
-    const written = await this.db.transaction(async (tx) => {
+    const closed = await this.db.transaction(async (tx) => {
       // What the outbox adds (delivery state) lies outside the hashed content. It runs
       // first: placing takes the organizations' chain locks, held until commit.
       const finals: InvocationRow[] = [];
@@ -149,7 +149,7 @@ export class InvocationJournal {
       return placed.map((row) => (erased.has(row.id) ? { ...row, ...REDACTED_VALUES } : row));
     });
     if (queuedDeliveries) this.outbox.wake();
-    return written;
+    return closed;
   }
 }
 
