@@ -1,6 +1,18 @@
+import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ABANDONED_MESSAGE } from "../../src/invocation/abandoned-calls.js";
+import { SecretBox } from "../../src/crypto/secret-box.js";
+import { DutyLeases } from "../../src/db/duty-leases.js";
+import { ADAPTERS } from "../../src/delivery/adapters/registry.js";
+import { DeliveryStore } from "../../src/delivery/delivery-store.js";
+import { InvocationOutbox } from "../../src/delivery/invocation-outbox.js";
+import { WebhookService } from "../../src/delivery/webhooks/webhook.service.js";
+import { WebhookEventOutbox } from "../../src/delivery/webhooks/webhook-outbox.js";
+import { BudgetService } from "../../src/governance/budget/budget.service.js";
+import { ABANDONED_MESSAGE, AbandonedCallSweeper } from "../../src/invocation/abandoned-calls.js";
+import { InvocationJournal } from "../../src/invocation/invocation-journal.js";
+import { InvocationStore } from "../../src/invocation/invocation-store.js";
 import { until } from "../helpers/eventually.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
@@ -132,6 +144,62 @@ describe("calls abandoned by a killed process", () => {
       expect(budget.json().daily, budget.body).toMatchObject({ cost_used: 0, reserved: 0, invocations: 0 });
     } finally {
       await early.close();
+      await slowAgent.close();
+    }
+  }, 60_000);
+
+  it("closes a call once when two sweeps find it in the same moment", async () => {
+    const slowAgent = await startMockAgent(() => ({ delayMs: 2_000, body: { result: "late" } }));
+    const t = await startTestSteward("postgres", invokeEnv());
+    try {
+      const registered = await t.request({
+        method: "POST",
+        url: "/api/v1/external-agents",
+        payload: {
+          name: "swept-twice",
+          platform: "custom_http",
+          webhook_url: slowAgent.url,
+          budget_config: { cost_per_execution: 0.5, max_daily_cost: 10 },
+        },
+      });
+      const agentId = registered.json().id as string;
+      const answer = t.request({
+        method: "POST",
+        url: `/api/v1/external-agents/${agentId}/invoke`,
+        payload: { input: "swept twice" },
+      });
+      await until(() => slowAgent.requests.length === 1);
+
+      // Two passes over the same running call, as two replicas' sweeps would make: the
+      // call reaches the journal's next batch twice.
+      const db = t.steward.database.db;
+      const webhookEvents = new WebhookEventOutbox(
+        new WebhookService(db, new SecretBox(randomBytes(32)), { checkUrl: async () => null }),
+      );
+      const sweeper = new AbandonedCallSweeper({
+        db,
+        journal: new InvocationJournal(
+          db,
+          new InvocationStore(db),
+          new BudgetService(db, webhookEvents),
+          new InvocationOutbox(new DeliveryStore(db, 60_000), webhookEvents, ADAPTERS, () => {}),
+        ),
+        leases: new DutyLeases(db, pino({ level: "silent" })),
+        logger: pino({ level: "silent" }),
+        abandonAfterMs: 1,
+        intervalMs: 60_000,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(await Promise.all([sweeper.sweep(), sweeper.sweep()])).toEqual([1, 1]);
+
+      expect((await answer).statusCode).toBe(503);
+      const verified = await t.request({ method: "GET", url: "/api/v1/lineage/verify" });
+      expect(verified.json()).toMatchObject({ valid: true, checked: 1 });
+      const budget = await t.request({ method: "GET", url: `/api/v1/external-agents/${agentId}/budget` });
+      // Given back once.
+      expect(budget.json().daily, budget.body).toMatchObject({ cost_used: 0, reserved: 0, invocations: 0 });
+    } finally {
+      await t.close();
       await slowAgent.close();
     }
   }, 60_000);
