@@ -25,6 +25,30 @@ import { type StewardProcess, spawnSteward, stewardEnvironment } from "../helper
  * budget reservation. Another replica closes it once no agent timeout could still end
  * it: recorded as an error, the reservation given back, the Idempotency-Key free again.
  */
+/** An agent at `url` whose calls each reserve 0.5 of a daily budget of 10. */
+async function registerBudgetedAgent(t: TestSteward, name: string, url: string): Promise<string> {
+  const registered = await t.request({
+    method: "POST",
+    url: "/api/v1/external-agents",
+    payload: {
+      name,
+      platform: "custom_http",
+      webhook_url: url,
+      budget_config: { cost_per_execution: 0.5, max_daily_cost: 10 },
+    },
+  });
+  expect(registered.statusCode, registered.body).toBe(201);
+  return registered.json().id as string;
+}
+
+/** The agent's one call is one record in a chain that verifies, its reservation given back once. */
+async function expectRecordedOnceAndReleased(t: TestSteward, agentId: string): Promise<void> {
+  const verified = await t.request({ method: "GET", url: "/api/v1/lineage/verify" });
+  expect(verified.json()).toMatchObject({ valid: true, checked: 1 });
+  const budget = await t.request({ method: "GET", url: `/api/v1/external-agents/${agentId}/budget` });
+  expect(budget.json().daily, budget.body).toMatchObject({ cost_used: 0, reserved: 0, invocations: 0 });
+}
+
 describe("calls abandoned by a killed process", () => {
   const { adminKey, schema, env, headers } = stewardEnvironment();
   let agent: MockAgent;
@@ -112,18 +136,7 @@ describe("calls abandoned by a killed process", () => {
       invokeEnv({ STEWARD_ABANDONED_CALL_AFTER_SECONDS: "1" }),
     );
     try {
-      const registered = await early.request({
-        method: "POST",
-        url: "/api/v1/external-agents",
-        payload: {
-          name: "late-agent",
-          platform: "custom_http",
-          webhook_url: slowAgent.url,
-          budget_config: { cost_per_execution: 0.5, max_daily_cost: 10 },
-        },
-      });
-      expect(registered.statusCode, registered.body).toBe(201);
-      const agentId = registered.json().id as string;
+      const agentId = await registerBudgetedAgent(early, "late-agent", slowAgent.url);
 
       const answer = await early.request({
         method: "POST",
@@ -137,11 +150,8 @@ describe("calls abandoned by a killed process", () => {
       const stored = await early.request({ method: "GET", url: `/api/v1/invocations/${invocationId}` });
       expect(stored.json()).toMatchObject({ status: "error", error: ABANDONED_MESSAGE });
 
-      const verified = await early.request({ method: "GET", url: "/api/v1/lineage/verify" });
-      expect(verified.json()).toMatchObject({ valid: true, checked: 1 });
-      const budget = await early.request({ method: "GET", url: `/api/v1/external-agents/${agentId}/budget` });
       // Given back once by the sweep, and not settled again by the call.
-      expect(budget.json().daily, budget.body).toMatchObject({ cost_used: 0, reserved: 0, invocations: 0 });
+      await expectRecordedOnceAndReleased(early, agentId);
     } finally {
       await early.close();
       await slowAgent.close();
@@ -152,17 +162,7 @@ describe("calls abandoned by a killed process", () => {
     const slowAgent = await startMockAgent(() => ({ delayMs: 2_000, body: { result: "late" } }));
     const t = await startTestSteward("postgres", invokeEnv());
     try {
-      const registered = await t.request({
-        method: "POST",
-        url: "/api/v1/external-agents",
-        payload: {
-          name: "swept-twice",
-          platform: "custom_http",
-          webhook_url: slowAgent.url,
-          budget_config: { cost_per_execution: 0.5, max_daily_cost: 10 },
-        },
-      });
-      const agentId = registered.json().id as string;
+      const agentId = await registerBudgetedAgent(t, "swept-twice", slowAgent.url);
       const answer = t.request({
         method: "POST",
         url: `/api/v1/external-agents/${agentId}/invoke`,
@@ -193,11 +193,7 @@ describe("calls abandoned by a killed process", () => {
       expect(await Promise.all([sweeper.sweep(), sweeper.sweep()])).toEqual([1, 1]);
 
       expect((await answer).statusCode).toBe(503);
-      const verified = await t.request({ method: "GET", url: "/api/v1/lineage/verify" });
-      expect(verified.json()).toMatchObject({ valid: true, checked: 1 });
-      const budget = await t.request({ method: "GET", url: `/api/v1/external-agents/${agentId}/budget` });
-      // Given back once.
-      expect(budget.json().daily, budget.body).toMatchObject({ cost_used: 0, reserved: 0, invocations: 0 });
+      await expectRecordedOnceAndReleased(t, agentId);
     } finally {
       await t.close();
       await slowAgent.close();
