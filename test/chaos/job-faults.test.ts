@@ -262,8 +262,9 @@ function binaryHeaders(tag: string): Array<[string, string]> {
   ];
 }
 
-function graph(nodes: unknown[], edges: unknown[]) {
-  return { name: "broken", nodes, edges };
+/** A structured job event whose graph is `nodes` joined by `edges`. */
+function graphJob(tag: string, nodes: unknown[], edges: unknown[]) {
+  return structured(tag, {}, jobData(tag, { agent_definition: { name: "broken", nodes, edges } }));
 }
 
 /**
@@ -364,52 +365,37 @@ function malformedCorpus(run: string, maxPayload: number): MalformedMessage[] {
     (tag) => ({ input: "data null", body: structured(tag, {}, null) }),
     (tag) => ({
       input: "graph with an unknown node type",
-      body: structured(
+      body: graphJob(
         tag,
-        {},
-        jobData(tag, {
-          agent_definition: graph(
-            [{ id: "run", type: "shell", command: "rm -rf /" }],
-            [
-              { from: "__start__", to: "run" },
-              { from: "run", to: "__end__" },
-            ],
-          ),
-        }),
+        [{ id: "run", type: "shell", command: "rm -rf /" }],
+        [
+          { from: "__start__", to: "run" },
+          { from: "run", to: "__end__" },
+        ],
       ),
       jobId: tag,
     }),
     (tag) => ({
       input: "graph with an edge to a missing node",
-      body: structured(
+      body: graphJob(
         tag,
-        {},
-        jobData(tag, {
-          agent_definition: graph(
-            [{ id: "up", type: "transform", expression: "input" }],
-            [
-              { from: "__start__", to: "up" },
-              { from: "up", to: "nowhere" },
-            ],
-          ),
-        }),
+        [{ id: "up", type: "transform", expression: "input" }],
+        [
+          { from: "__start__", to: "up" },
+          { from: "up", to: "nowhere" },
+        ],
       ),
       jobId: tag,
     }),
     (tag) => ({
       input: "graph with a JSONata syntax error",
-      body: structured(
+      body: graphJob(
         tag,
-        {},
-        jobData(tag, {
-          agent_definition: graph(
-            [{ id: "up", type: "transform", expression: "{'text': $uppercase(input.text" }],
-            [
-              { from: "__start__", to: "up" },
-              { from: "up", to: "__end__" },
-            ],
-          ),
-        }),
+        [{ id: "up", type: "transform", expression: "{'text': $uppercase(input.text" }],
+        [
+          { from: "__start__", to: "up" },
+          { from: "up", to: "__end__" },
+        ],
       ),
       jobId: tag,
     }),
