@@ -33,9 +33,16 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number(value));
 export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<Database> {
   if (config.kind === "embedded") {
     const embedded = await startEmbeddedPostgres(config.dataDir);
-    // PGlite is a single session: one connection, queries queue in the pool. No prepared
-    // statements: a replacement connection would find the old one's still there in the session.
-    const pool = new pg.Pool({ ...embedded.connection, max: 1 });
+    // PGlite is a single session: one connection, queries queue in the pool. No statement
+    // cache: its statements would be cleared under it whenever the connection is replaced.
+    const pool = new pg.Pool({
+      ...embedded.connection,
+      max: 1,
+      // The session outlives its connections: one replacing a connection the pool dropped
+      // (pg-pool drops the connection of a failed query) would find the last one's named
+      // statements (Drizzle's prepared queries) still there, and fail to prepare them.
+      onConnect: (client) => client.query("DEALLOCATE ALL"),
+    });
     return wrap(pool, "embedded", "public", logger, embedded.stop);
   }
   const pool = new pg.Pool({

@@ -71,7 +71,13 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
     if (!existsSync(join(pgdata, "PG_VERSION"))) await initialise(pgdata);
     const db = await PGlite.create(pgdata, { postgresqlconf: SETTINGS });
     const socketDir = await mkdtemp(join(tmpdir(), "steward-pglite-"));
-    const server = new PGLiteSocketServer({ db, path: join(socketDir, `.s.PGSQL.${SOCKET_PORT}`) });
+    const server = new PGLiteSocketServer({
+      db,
+      path: join(socketDir, `.s.PGSQL.${SOCKET_PORT}`),
+      // Steward's pool holds one connection, but its replacement may arrive before the
+      // server has seen the one it replaces close; the server serialises their queries.
+      maxConnections: 2,
+    });
     await server.start();
     return {
       connection: { host: socketDir, port: SOCKET_PORT, user: "postgres", database: "postgres" },
