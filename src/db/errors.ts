@@ -22,6 +22,11 @@ export function isForeignKeyViolation(error: unknown): boolean {
   return postgresError(error)?.code === FOREIGN_KEY_VIOLATION;
 }
 
+/** True when a statement named a table that does not exist (yet). */
+export function isUndefinedTable(error: unknown): boolean {
+  return postgresError(error)?.code === "42P01";
+}
+
 /**
  * True when a transaction was rolled back for colliding with another (a deadlock, or a
  * serialization failure): run again, it normally succeeds.

@@ -12,7 +12,6 @@ import type { InvocationService } from "../invocation/invocation.service.js";
 import type { Metrics } from "../observability/metrics.js";
 import { DEFAULT_ORGANIZATION_ID } from "../orgs/organization.service.js";
 import { closeBefore } from "../shutdown.js";
-import { BatchedPostgresSaver } from "./checkpoint-saver.js";
 import { registerExecutorGauges } from "./executor-metrics.js";
 import { graphDefinitionErrors } from "./graph-definition.js";
 import {
@@ -23,6 +22,7 @@ import {
   resultEvent,
   structuredBytes,
 } from "./job-event.js";
+import { JobGraphs } from "./job-graphs.js";
 import { type JobConsumer, JobQueue, redeliveryDelayMs } from "./job-queue.js";
 import { JobResults } from "./job-results.js";
 import { JobRunner } from "./job-runner.js";
@@ -82,14 +82,17 @@ export class Executor {
     const dispatcher = createGuardedAgent(deps.guard);
     this.dispatcher = dispatcher;
     this.runner = new JobRunner({
-      checkpointer: new BatchedPostgresSaver(database.pool, database.schema),
-      runners: createNodeRunners({
-        invocations: deps.invocations,
-        dispatcher,
-        llm: { ...config.executor.llm, defaultKeyName: "OPENAI_API_KEY" },
-        httpTimeoutMs: config.invokeTimeoutMs,
-        maxResponseBytes: config.maxResponseBytes,
-      }),
+      graphs: new JobGraphs(
+        database.pool,
+        database.schema,
+        createNodeRunners({
+          invocations: deps.invocations,
+          dispatcher,
+          llm: { ...config.executor.llm, defaultKeyName: "OPENAI_API_KEY" },
+          httpTimeoutMs: config.invokeTimeoutMs,
+          maxResponseBytes: config.maxResponseBytes,
+        }),
+      ),
       streams: this.streams,
       logger,
       cancelRequested: (jobId) => this.store.cancelRequested(jobId),
@@ -142,11 +145,9 @@ export class Executor {
     this.lostJobs.start();
   }
 
-  /** Builds the executor: the checkpoint tables, the stream bus, and JetStream when configured. */
+  /** Builds the executor: the stream bus, and JetStream when configured. */
   static async create(deps: ExecutorDependencies): Promise<Executor> {
     const { config, logger } = deps;
-    const checkpoints = new BatchedPostgresSaver(deps.database.pool, deps.database.schema);
-    await checkpoints.setup();
     const bus: StreamBus = config.redis
       ? new RedisStreamBus(config.redis.url, (error) => logger.warn({ err: error }, "job stream redis error"))
       : new MemoryStreamBus();

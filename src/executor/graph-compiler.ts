@@ -10,12 +10,14 @@ import jsonata from "jsonata";
 import {
   type ExternalAgentNode,
   type GraphDefinition,
+  GraphLimitError,
   type GraphNode,
   graphLimits,
   type HttpNode,
   type LlmNode,
   START_NODE,
 } from "./graph-definition.js";
+import { evaluateExpression, type GraphState, toJson } from "./graph-expression.js";
 import { runLangChainWithoutRootRunTrees } from "./langchain-context.js";
 
 runLangChainWithoutRootRunTrees();
@@ -36,9 +38,6 @@ export interface NodeRunners {
   llm(node: LlmNode, state: GraphState, ctx: NodeContext): Promise<unknown>;
   external_agent(node: ExternalAgentNode, state: GraphState, ctx: NodeContext): Promise<unknown>;
 }
-
-/** `{ input, [nodeId]: output }` — always plain JSON. */
-export type GraphState = Record<string, unknown>;
 
 export interface GraphRun {
   result: unknown;
@@ -75,17 +74,6 @@ interface NewThreadHint {
   expectNew(threadId: string): () => void;
 }
 
-/** The graph hit its own limits; running it again cannot help. */
-export class GraphLimitError extends Error {
-  override name = "GraphLimitError";
-  constructor(
-    readonly limit: "max_steps" | "timeout_seconds",
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** A node, or the condition of an edge leaving it, failed; `cause` is what was thrown. */
 export class GraphNodeError extends Error {
   override name = "GraphNodeError";
@@ -98,43 +86,8 @@ export class GraphNodeError extends Error {
   }
 }
 
-/** A JSONata expression failed while it was evaluated. */
-export class ExpressionError extends Error {
-  override name = "ExpressionError";
-  constructor(
-    readonly code: string | undefined,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** JSONata guardrails: an expression is user code running on Steward's event loop. */
-const EXPRESSION_LIMITS = { timeout: 5_000, stack: 1_000 };
-const compiledExpressions = new Map<string, jsonata.Expression>();
+/** Edge conditions hold when their value is truthy as JSONata sees it. */
 const TRUTHY = jsonata("$boolean($value)");
-
-/**
- * Evaluates a JSONata expression over the state (with Steward's time and depth limits), as
- * plain JSON: undefined becomes null. Runners use it for `body`, `prompt` and `input`.
- */
-export async function evaluateExpression(expression: string, state: GraphState): Promise<unknown> {
-  try {
-    let compiled = compiledExpressions.get(expression);
-    if (!compiled) {
-      compiled = jsonata(expression, EXPRESSION_LIMITS);
-      // Definitions come from users: bound the cache rather than let it grow without end.
-      if (compiledExpressions.size >= 1_000) compiledExpressions.clear();
-      compiledExpressions.set(expression, compiled);
-    }
-    return toJson(await compiled.evaluate(state));
-  } catch (error) {
-    // JSONata throws plain objects ({code, message, position}), not Errors.
-    const { code, message, position } = error as { code?: string; message?: string; position?: number };
-    const where = position === undefined ? "" : ` (at ${position})`;
-    throw new ExpressionError(code, `${code ? `${code}: ` : ""}${message ?? String(error)}${where}`);
-  }
-}
 
 /**
  * The state lives in one channel as JSON text, not as an object: LangGraph's checkpoint
@@ -333,12 +286,6 @@ function resultOf(values: Partial<JobStateValues>): unknown {
 
 function parseState(text: string): GraphState {
   return JSON.parse(text) as GraphState;
-}
-
-/** Node outputs as plain JSON, so a run and its resumption from a checkpoint see the same state. */
-function toJson(value: unknown): unknown {
-  const text = JSON.stringify(value);
-  return text === undefined ? null : JSON.parse(text);
 }
 
 function messageOf(error: unknown): string {

@@ -130,6 +130,17 @@ export function graphLimits(definition: GraphDefinition): { max_steps: number; t
   };
 }
 
+/** The graph hit its own limits; running it again cannot help. */
+export class GraphLimitError extends Error {
+  override name = "GraphLimitError";
+  constructor(
+    readonly limit: "max_steps" | "timeout_seconds",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Published examples: each definition with an input it accepts. */
 export const GRAPH_EXAMPLES: ReadonlyArray<{
   name: string;

@@ -1,8 +1,8 @@
-import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import type { Logger } from "pino";
 import type { JobRow } from "../db/schema.js";
-import { type CompiledJobGraph, compileGraph, GraphLimitError, type NodeRunners } from "./graph-compiler.js";
-import type { GraphDefinition } from "./graph-definition.js";
+import type { CompiledJobGraph } from "./graph-compiler.js";
+import { type GraphDefinition, GraphLimitError } from "./graph-definition.js";
+import type { JobGraphs } from "./job-graphs.js";
 import type { JobError } from "./job-record.js";
 import type { JobStreams } from "./job-stream.js";
 
@@ -13,8 +13,7 @@ export type RunOutcome =
   | { kind: "cancelled" };
 
 export interface JobRunnerOptions {
-  checkpointer: BaseCheckpointSaver;
-  runners: NodeRunners;
+  graphs: JobGraphs;
   streams: JobStreams;
   logger: Logger;
   /** Asked between nodes: a cancelled job stops at the next node boundary. */
@@ -60,7 +59,7 @@ export class JobRunner {
     try {
       // Cancelled before it started: nothing runs.
       if (job.cancelRequested) throw new JobCancelledError();
-      const graph = this.compile(job);
+      const graph = await this.compile(job);
       const run = await graph.run({
         jobId: job.id,
         organizationId: job.organizationId,
@@ -88,11 +87,11 @@ export class JobRunner {
 
   /** The job's latest checkpointed state. */
   async state(job: JobRow) {
-    return this.compile(job).state(job.id);
+    return (await this.compile(job)).state(job.id);
   }
 
-  private compile(job: JobRow): CompiledJobGraph {
-    return compileGraph(job.definition as GraphDefinition, this.options.runners, this.options.checkpointer);
+  private compile(job: JobRow): Promise<CompiledJobGraph> {
+    return this.options.graphs.compile(job.definition as GraphDefinition);
   }
 }
 

@@ -1,5 +1,6 @@
 import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
+import { isUndefinedTable } from "../db/errors.js";
 import { selectPage } from "../db/paginate.js";
 import { type JobRow, jobDeadLetters, jobs } from "../db/schema.js";
 import { TickBatcher, type TickBatcherOptions } from "../db/tick-batcher.js";
@@ -129,10 +130,16 @@ export class JobStore {
    * in its `checkpoints` table rather than by loading each one through the saver's list().
    */
   async checkpointCount(id: string): Promise<number> {
-    const { rows } = await this.db.execute<{ count: number }>(
-      sql`select count(*)::int as count from checkpoints where thread_id = ${id} and checkpoint_ns = ''`,
-    );
-    return rows[0]?.count ?? 0;
+    try {
+      const { rows } = await this.db.execute<{ count: number }>(
+        sql`select count(*)::int as count from checkpoints where thread_id = ${id} and checkpoint_ns = ''`,
+      );
+      return rows[0]?.count ?? 0;
+    } catch (error) {
+      // The table comes with the first job any process runs on this database (see JobGraphs).
+      if (isUndefinedTable(error)) return 0;
+      throw error;
+    }
   }
 
   /**

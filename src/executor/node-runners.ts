@@ -5,8 +5,9 @@ import type { Principal } from "../auth/permissions.js";
 import { AppError } from "../errors.js";
 import type { InvocationService } from "../invocation/invocation.service.js";
 import { answerFor } from "../invocation/invocation-response.js";
-import { evaluateExpression, type GraphState, type NodeRunners } from "./graph-compiler.js";
+import type { NodeRunners } from "./graph-compiler.js";
 import type { ExternalAgentNode, HttpNode, LlmNode } from "./graph-definition.js";
+import { evaluateExpression, type GraphState } from "./graph-expression.js";
 import { type ChatMessage, streamChatCompletion } from "./llm-client.js";
 
 export interface LlmSettings {

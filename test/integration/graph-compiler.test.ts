@@ -10,13 +10,16 @@ import { type Database, openDatabase } from "../../src/db/database.js";
 import { BatchedPostgresSaver } from "../../src/executor/checkpoint-saver.js";
 import {
   compileGraph,
-  ExpressionError,
-  GraphLimitError,
   type GraphNodeError,
   type NodeContext,
   type NodeRunners,
 } from "../../src/executor/graph-compiler.js";
-import { type GraphDefinition, graphDefinitionErrors } from "../../src/executor/graph-definition.js";
+import {
+  type GraphDefinition,
+  GraphLimitError,
+  graphDefinitionErrors,
+} from "../../src/executor/graph-definition.js";
+import { ExpressionError } from "../../src/executor/graph-expression.js";
 import { uniqueSchema } from "../helpers/schema.js";
 import { TEST_DATABASE_URL } from "../helpers/services.js";
 

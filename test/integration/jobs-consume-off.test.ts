@@ -52,11 +52,19 @@ describe("an API process that does not consume jobs", () => {
     const waiting = await consumerInfo();
     // Nobody is pulling: no pull request waits at the consumer, and the job is untouched.
     expect(waiting).toMatchObject({ num_pending: 1, num_waiting: 0, num_ack_pending: 0 });
-    expect(await statusOf(id)).toBe("queued");
+    // No job has run on this database yet, so neither have its checkpoint tables been made.
+    const queued = await api.request({ method: "GET", url: `/api/v1/jobs/${id}` });
+    expect(queued.statusCode, queued.body).toBe(200);
+    expect(queued.json()).toMatchObject({ status: "queued", checkpoints: 0 });
 
     worker = await startTestSteward("postgres", shared);
     await until(async () => (await statusOf(id)) === "completed", 30_000);
     const job = (await api.request({ method: "GET", url: `/api/v1/jobs/${id}` })).json();
-    expect(job).toMatchObject({ status: "completed", result: { text: "LATER" }, attempts: 1 });
+    expect(job).toMatchObject({
+      status: "completed",
+      result: { text: "LATER" },
+      attempts: 1,
+      checkpoints: 3,
+    });
   }, 60_000);
 });
