@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
 import type { BenchSettings } from "./settings.js";
+import { STEWARD_HEAP } from "./steward.js";
 
 /** One table of the printed report. */
 export interface Table {
@@ -21,7 +22,7 @@ export interface TargetCheck {
 export interface BenchReport {
   startedAt: string;
   settings: Pick<BenchSettings, "smoke" | "roundSeconds" | "rounds" | "connections">;
-  machine: { cpus: number; model: string; node: string; pinning: string };
+  machine: { cpus: number; model: string; node: string; pinning: string; stewardHeap: string };
   tables: Table[];
   targets: TargetCheck[];
   figures: Record<string, unknown>;
@@ -42,6 +43,7 @@ export function newReport(settings: BenchSettings): BenchReport {
       model: processors[0]?.model.trim() ?? "unknown",
       node: process.version,
       pinning: "none: every process may run on any CPU",
+      stewardHeap: STEWARD_HEAP.described,
     },
     tables: [],
     targets: [],
@@ -63,6 +65,7 @@ export function renderReport(report: BenchReport): string {
   const header = [
     `Steward bench, ${report.startedAt}${settings.smoke ? " (smoke run: too short for figures)" : ""}`,
     `${machine.cpus} × ${machine.model}, Node ${machine.node}; CPU pinning: ${machine.pinning}`,
+    `Steward's V8 heap: ${machine.stewardHeap}`,
     `${settings.rounds} round(s) of ${settings.roundSeconds} s per contender, alternated; medians over rounds`,
   ].join("\n");
   const targets: Table = {

@@ -8,6 +8,17 @@ import type { BenchSettings } from "./settings.js";
 
 export type StewardMode = "postgres" | "embedded";
 
+/**
+ * Steward runs with the V8 heap Node gives itself under the Helm chart's 1 GiB memory
+ * limit (`api.resources.limits.memory`): a heap limit of 524 MB, as it is deployed. Left
+ * to size the heap from a large machine's memory (4 GB on 24 GB), V8 lets garbage pile up
+ * far past what is live before it collects, and peak memory measures that instead.
+ */
+export const STEWARD_HEAP = {
+  flag: "--max-old-space-size=476",
+  described: "heap limit 524 MB, as under the Helm chart's 1 GiB memory limit",
+};
+
 /** Steward from `dist/` as its own process, with an admin key and a way to call its API. */
 export interface BenchSteward {
   process: BenchProcess;
@@ -33,7 +44,7 @@ export async function startSteward(
   const adminKey = `sk_live_${randomBytes(24).toString("hex")}`;
   const process = await startProcess(
     name,
-    [...profilerFlags(), "dist/main.js", "serve"],
+    [...profilerFlags(), STEWARD_HEAP.flag, "dist/main.js", "serve"],
     {
       STEWARD_DATA_DIR: dataDir,
       STEWARD_BOOTSTRAP_ADMIN_KEY: adminKey,
