@@ -22,6 +22,16 @@ export function isForeignKeyViolation(error: unknown): boolean {
   return postgresError(error)?.code === FOREIGN_KEY_VIOLATION;
 }
 
+/**
+ * True when a statement lost a race with another creating the same thing at the same
+ * moment: a unique violation (in the catalogue, too, when both run CREATE … IF NOT
+ * EXISTS), or a duplicate object.
+ */
+export function isConcurrentCreation(error: unknown): boolean {
+  const code = postgresError(error)?.code;
+  return code === UNIQUE_VIOLATION || code === "42710" || code === "42P07";
+}
+
 /** True when a statement named a table that does not exist (yet). */
 export function isUndefinedTable(error: unknown): boolean {
   return postgresError(error)?.code === "42P01";

@@ -1,8 +1,18 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
+import { isConcurrentCreation } from "../db/errors.js";
 import type { CompiledJobGraph, NodeRunners } from "./graph-compiler.js";
 import type { GraphDefinition } from "./graph-definition.js";
 
 type Compile = (definition: GraphDefinition) => CompiledJobGraph;
+
+/**
+ * Processes running their first jobs at the same moment on a new database race to make
+ * the checkpoint tables. A statement of one of them always wins, and that process goes
+ * on; the others wait a moment, long enough for it to finish, and find the tables made.
+ */
+const TABLE_SETUP_ATTEMPTS = 5;
+const TABLE_SETUP_PAUSE_MS = 50;
 
 /**
  * Compiles job graphs with LangGraph and Steward's PostgreSQL checkpointer, both loaded
@@ -35,7 +45,16 @@ export class JobGraphs {
       import("./checkpoint-saver.js"),
     ]);
     const checkpointer = new BatchedPostgresSaver(this.pool, this.schema);
-    await checkpointer.setup();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await checkpointer.setup();
+        break;
+      } catch (error) {
+        if (attempt === TABLE_SETUP_ATTEMPTS || !isConcurrentCreation(error)) throw error;
+        // Spread out, so the losers of one collision do not collide again with each other.
+        await sleep(TABLE_SETUP_PAUSE_MS * attempt * (1 + Math.random()));
+      }
+    }
     return (definition) => compileGraph(definition, this.runners, checkpointer);
   }
 }
