@@ -88,10 +88,20 @@ export interface Steward {
 }
 
 /**
+ * What a Steward process answers over HTTP: the whole API (`steward serve`), or only
+ * /health, /ready and /metrics (`steward worker`, which takes its work from JetStream).
+ */
+export type StewardRoutes = "api" | "operations";
+
+/**
  * The composition root: builds every store, service and route from the config. The
  * only place that decides which implementation of a backing service is used.
  */
-export async function createSteward(config: Config, logger: Logger): Promise<Steward> {
+export async function createSteward(
+  config: Config,
+  logger: Logger,
+  serves: StewardRoutes = "api",
+): Promise<Steward> {
   const database = await openDatabase(config.database, logger);
   const closers: Array<() => Promise<void>> = [];
   /**
@@ -230,54 +240,56 @@ export async function createSteward(config: Config, logger: Logger): Promise<Ste
       }),
     );
     await server.register(metricsRoutes(metrics.registry));
-    await server.register(
-      async (api) => {
-        registerAccessControl(api, authenticate);
-        await api.register(organizationRoutes(organizations));
-        await api.register(apiKeyRoutes(apiKeys, organizations));
-        await api.register(externalAgentRoutes(agents));
-        await api.register(a2aImportRoutes(a2aImports));
-        await api.register(configSchemaRoutes());
-        await api.register(invocationRoutes(invocationService, agents, lineage));
-        await api.register(budgetRoutes(budgets, agents, settings));
-        await api.register(governanceSettingsRoutes(settings));
-        await api.register(
-          governanceStatusRoutes({ db: database.db, agents, budgets, limiter, policies, settings }),
-        );
-        await api.register(
-          governanceActivityRoutes({ activity: new GovernanceActivity(database.db), agents }),
-        );
-        await api.register(policyRoutes(policies));
-        await api.register(lineageRoutes(lineage));
-        await api.register(deliveryRoutes(deliveries, agents, wakeWorker));
-        await api.register(webhookRoutes(webhooks));
-        await api.register(approvalRoutes(approvals, invocationService, agents));
-        await api.register(approvalRuleRoutes(approvalRules));
-        await api.register(lifecycle.routes());
-        await api.register(jobRoutes(executor));
-      },
-      { prefix: "/api/v1" },
-    );
-    await server.register(async (root) => {
-      registerAccessControl(root, authenticate);
-      await root.register(cloudEventRoutes(executor));
-    });
-    await server.register(
-      async (a2a) => {
-        registerAccessControl(a2a, authenticate);
-        await a2a.register(
-          a2aServerRoutes({
-            published: new PublishedAgents(agents, lineage),
-            invocations: invocationService,
-            publicUrl: config.delivery.publicUrl,
-          }),
-        );
-      },
-      { prefix: "/a2a" },
-    );
-    await server.register(lifecycle.publicRoutes(), { prefix: "/api/v1" });
-    if (!(await registerDashboard(server)))
-      logger.warn("the dashboard is not built (npm run build builds it); serving the API only");
+    if (serves === "api") {
+      await server.register(
+        async (api) => {
+          registerAccessControl(api, authenticate);
+          await api.register(organizationRoutes(organizations));
+          await api.register(apiKeyRoutes(apiKeys, organizations));
+          await api.register(externalAgentRoutes(agents));
+          await api.register(a2aImportRoutes(a2aImports));
+          await api.register(configSchemaRoutes());
+          await api.register(invocationRoutes(invocationService, agents, lineage));
+          await api.register(budgetRoutes(budgets, agents, settings));
+          await api.register(governanceSettingsRoutes(settings));
+          await api.register(
+            governanceStatusRoutes({ db: database.db, agents, budgets, limiter, policies, settings }),
+          );
+          await api.register(
+            governanceActivityRoutes({ activity: new GovernanceActivity(database.db), agents }),
+          );
+          await api.register(policyRoutes(policies));
+          await api.register(lineageRoutes(lineage));
+          await api.register(deliveryRoutes(deliveries, agents, wakeWorker));
+          await api.register(webhookRoutes(webhooks));
+          await api.register(approvalRoutes(approvals, invocationService, agents));
+          await api.register(approvalRuleRoutes(approvalRules));
+          await api.register(lifecycle.routes());
+          await api.register(jobRoutes(executor));
+        },
+        { prefix: "/api/v1" },
+      );
+      await server.register(async (root) => {
+        registerAccessControl(root, authenticate);
+        await root.register(cloudEventRoutes(executor));
+      });
+      await server.register(
+        async (a2a) => {
+          registerAccessControl(a2a, authenticate);
+          await a2a.register(
+            a2aServerRoutes({
+              published: new PublishedAgents(agents, lineage),
+              invocations: invocationService,
+              publicUrl: config.delivery.publicUrl,
+            }),
+          );
+        },
+        { prefix: "/a2a" },
+      );
+      await server.register(lifecycle.publicRoutes(), { prefix: "/api/v1" });
+      if (!(await registerDashboard(server)))
+        logger.warn("the dashboard is not built (npm run build builds it); serving the API only");
+    }
     await server.ready();
     worker.start();
     intake.push(() => worker.stop(deadline));

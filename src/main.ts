@@ -17,7 +17,7 @@ const USAGE = `Usage: steward <command> [options]
 
 Commands:
   serve                      Start the API server (the default); with NATS_URL it also consumes jobs
-  worker                     Consume jobs from JetStream without serving HTTP (needs NATS_URL)
+  worker                     Consume jobs from JetStream (needs NATS_URL); health and metrics on STEWARD_WORKER_PORT
   migrate                    Apply database migrations and exit
   keys create --role ROLE    Create an API key and print it once
       [--name NAME] [--org ORGANIZATION_ID] [--team TEAM] [--expires-at ISO-8601] [--platform-admin]
@@ -56,13 +56,17 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   stopOnSignals(steward, config.shutdown, logger);
 }
 
-/** The job consumer alone, so workers scale apart from the API (the same process, not listening). */
+/**
+ * The job consumer, so workers scale apart from the API: the same process, answering
+ * only /health, /ready and /metrics, on STEWARD_WORKER_PORT.
+ */
 async function worker(config: Config, logger: Logger): Promise<void> {
   if (!config.nats)
     throw new ConfigError("NATS_URL", "is required by `steward worker`: it consumes JetStream");
   if (!config.executor.consume)
     throw new ConfigError("STEWARD_JOBS_CONSUME", "is off, which leaves `steward worker` nothing to do");
-  const steward = await createSteward(config, logger);
+  const steward = await createSteward(config, logger, "operations");
+  await steward.server.listen({ host: config.host, port: config.workerPort });
   logger.info({ stream: config.executor.stream }, "worker consuming jobs");
   stopOnSignals(steward, config.shutdown, logger);
 }

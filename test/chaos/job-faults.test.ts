@@ -8,6 +8,7 @@ import { until } from "../helpers/eventually.js";
 import { publishJob, SHOUT } from "../helpers/jobs.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { type RestartableNatsServer, startRestartableNatsServer } from "../helpers/nats-server.js";
+import { freePort } from "../helpers/ports.js";
 import { TEST_DATABASE_URL } from "../helpers/services.js";
 import { type StewardProcess, spawnSteward, stewardEnvironment } from "../helpers/steward-process.js";
 import { chaosSeed, seededRandom } from "./seeded-random.js";
@@ -76,7 +77,7 @@ async function startJobBench(settings: Record<string, string>): Promise<JobBench
     prefix,
     query,
     async startWorker() {
-      const worker = spawnSteward("worker", env);
+      const worker = spawnSteward("worker", { ...env, STEWARD_WORKER_PORT: String(await freePort()) });
       workers.push(worker);
       await worker.waitForOutput(/worker consuming jobs/);
       return worker;

@@ -153,7 +153,12 @@ describe("graceful shutdown", () => {
     });
 
     const startWorker = async () => {
-      const worker = spawnSteward("worker", { ...env, ...jobs, STEWARD_SHUTDOWN_TIMEOUT_SECONDS: "1" });
+      const worker = spawnSteward("worker", {
+        ...env,
+        ...jobs,
+        STEWARD_SHUTDOWN_TIMEOUT_SECONDS: "1",
+        STEWARD_WORKER_PORT: String(await freePort()),
+      });
       processes.push(worker);
       await worker.waitForOutput(/worker consuming jobs/);
       return worker;

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
 import { publishJob } from "../helpers/jobs.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
+import { freePort } from "../helpers/ports.js";
 import { uniqueRedisPrefix, uniqueSchema } from "../helpers/schema.js";
 import { TEST_DATABASE_URL, TEST_NATS_URL, TEST_REDIS_URL } from "../helpers/services.js";
 import { registerAgent, startTestSteward, type TestSteward } from "../helpers/steward.js";
@@ -66,7 +67,11 @@ describe("a job across a worker crash", () => {
   });
 
   const startWorker = async () => {
-    const worker = spawnSteward("worker", { ...env, NATS_URL: TEST_NATS_URL });
+    const worker = spawnSteward("worker", {
+      ...env,
+      NATS_URL: TEST_NATS_URL,
+      STEWARD_WORKER_PORT: String(await freePort()),
+    });
     processes.push(worker);
     await worker.waitForOutput(/worker consuming jobs/);
     return worker;

@@ -36,6 +36,7 @@ describe("scale-out: two API processes and a worker", () => {
   let nats: NatsConnection;
   let database: pg.Client;
   const completedJobs: string[] = [];
+  let workerPort: number;
 
   const baseOf = (port: number) => `http://127.0.0.1:${port}`;
   const liveBases = () => apis.filter((api) => api.up).map((api) => baseOf(api.port));
@@ -62,7 +63,12 @@ describe("scale-out: two API processes and a worker", () => {
     const first = await freePort();
     apis.push({ port: first, process: await startApi(first), up: true });
     const second = await freePort();
-    const worker = spawnSteward("worker", { ...env, LOG_LEVEL: "info" });
+    workerPort = await freePort();
+    const worker = spawnSteward("worker", {
+      ...env,
+      LOG_LEVEL: "info",
+      STEWARD_WORKER_PORT: String(workerPort),
+    });
     processes.push(worker);
     const [api2] = await Promise.all([startApi(second), worker.waitForOutput(/worker consuming jobs/)]);
     apis.push({ port: second, process: api2, up: true });
@@ -167,6 +173,27 @@ describe("scale-out: two API processes and a worker", () => {
     );
     expect(stored.rows).toEqual([{ status: "completed", attempts: 1, n: 30 }]);
   }, 90_000);
+
+  it("counts every job in the metrics of the process that ran it; the worker answers probes, not the API", async () => {
+    const worker = baseOf(workerPort);
+    expect(await (await fetch(`${worker}/health`)).json()).toEqual({ status: "ok" });
+    const ready = await fetch(`${worker}/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({
+      status: "ready",
+      checks: { database: "ok", redis: "ok", nats: "ok" },
+      database: "postgres",
+    });
+    expect((await fetch(`${worker}/api/v1/external-agents`, { headers })).status).toBe(404);
+
+    // The jobs of the test before, whichever of the three processes ran them.
+    let completed = 0;
+    for (const base of [...liveBases(), worker]) {
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      completed += Number(/^steward_jobs_total\{event="completed"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+    }
+    expect(completed).toBe(30);
+  });
 
   /**
    * Clients calling whichever API process is up, as behind a load balancer: a 503 or a

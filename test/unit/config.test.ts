@@ -49,6 +49,7 @@ describe("loadConfig", () => {
         env: "development",
         host: "0.0.0.0",
         port: 8080,
+        workerPort: 8081,
         dataDir: "./.steward",
         logLevel: "info",
         bodyLimitBytes: 1024 * 1024,

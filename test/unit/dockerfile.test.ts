@@ -320,9 +320,9 @@ describe("deploy/Dockerfile: the runtime image", () => {
     expect(runtime.image).not.toMatch(/alpine/);
   });
 
-  it("exposes the port Steward listens on by default", () => {
-    const port = String(loadConfig({}).port);
-    expect(last(runtime, "EXPOSE")).toBe(port);
+  it("exposes the ports Steward listens on by default: the API's, then the worker's", () => {
+    const { port, workerPort } = loadConfig({});
+    expect(last(runtime, "EXPOSE")).toBe(`${port} ${workerPort}`);
     const env = runtime.instructions
       .filter((instruction) => instruction.keyword === "ENV")
       .map((instruction) => instruction.args)
@@ -340,11 +340,17 @@ describe("deploy/Dockerfile: HEALTHCHECK", () => {
     await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
   });
 
-  /** Runs the HEALTHCHECK's command with PORT set; resolves with its exit code. */
-  function runCheck(port: number | undefined): Promise<number | null> {
+  /**
+   * Runs the HEALTHCHECK's command with PORT set, and STEWARD_WORKER_PORT (a port nothing
+   * listens on unless given); resolves with its exit code.
+   */
+  async function runCheck(port: number | undefined, workerPort?: number): Promise<number | null> {
     const [program, ...args] = execForm(cmd as string);
     expect(program).toBe("node");
-    const env = { ...process.env };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      STEWARD_WORKER_PORT: String(workerPort ?? (await closedPort())),
+    };
     if (port === undefined) delete env.PORT;
     else env.PORT = String(port);
     return new Promise((resolve, reject) => {
@@ -369,8 +375,9 @@ describe("deploy/Dockerfile: HEALTHCHECK", () => {
     expect(cmd).toBeDefined();
     expect(healthcheck).toMatch(/--timeout=\d+s/);
     expect(healthcheck).toMatch(/--start-period=\d+s/);
-    // Without PORT it asks Steward's default port.
+    // Without PORT and STEWARD_WORKER_PORT it asks Steward's default ports.
     expect(cmd).toContain(`|| ${loadConfig({}).port}`);
+    expect(cmd).toContain(`|| ${loadConfig({}).workerPort}`);
   });
 
   it("passes when /health on $PORT answers 200, and asks nothing else", async () => {
@@ -379,13 +386,24 @@ describe("deploy/Dockerfile: HEALTHCHECK", () => {
     expect(paths).toEqual(["/health"]);
   });
 
+  it("passes in a worker's container: nothing on $PORT, /health on $STEWARD_WORKER_PORT answers 200", async () => {
+    const worker = await serve(200);
+    expect(await runCheck(await closedPort(), worker.port)).toBe(0);
+    expect(worker.paths).toEqual(["/health"]);
+  });
+
   it("fails when /health answers an error or nothing listens", async () => {
     const { port } = await serve(503);
     expect(await runCheck(port)).toBe(1);
+    expect(await runCheck(await closedPort())).toBe(1);
+  });
+
+  /** A port that was free a moment ago: nothing listens on it. */
+  async function closedPort(): Promise<number> {
     const closed = await serve(200);
     await new Promise((resolve) => servers.pop()?.close(resolve));
-    expect(await runCheck(closed.port)).toBe(1);
-  });
+    return closed.port;
+  }
 });
 
 describe(".dockerignore", () => {

@@ -120,6 +120,8 @@ describe("deploy/helm/steward: values.schema.json", () => {
     ["a probe path of one's own", { api: { livenessProbe: { httpGet: { path: "/" } } } }],
     ["a CIDR that is not one", { networkPolicy: { egress: { postgres: { cidrs: ["db.internal"] } } } }],
     ["a fractional replica count", { worker: { autoscaling: { maxReplicas: 2.5 } } }],
+    ["a worker port out of range", { worker: { port: 70_000 } }],
+    ["the workers' port among their settings", { worker: { config: { STEWARD_WORKER_PORT: 9000 } } }],
   ])("refuses %s", (_, overrides) => {
     expect(errorsOf(overrides)).not.toEqual([]);
   });
@@ -159,6 +161,7 @@ describe("deploy/helm/steward: templates", () => {
       "ingress.yaml",
       "pdb.yaml",
       "servicemonitor.yaml",
+      "podmonitor-worker.yaml",
       "networkpolicy.yaml",
       "nack.yaml",
       "serviceaccount.yaml",
@@ -336,6 +339,7 @@ function unknownFields(value: unknown, declaration: string, path: string): strin
 
 const CUSTOM_RESOURCES = new Set([
   "monitoring.coreos.com/v1/ServiceMonitor",
+  "monitoring.coreos.com/v1/PodMonitor",
   "jetstream.nats.io/v1beta2/Stream",
   "jetstream.nats.io/v1beta2/Consumer",
 ]);
@@ -403,7 +407,7 @@ describe("deploy/helm/steward: rendered", () => {
       "ServiceAccount/steward",
     ]);
     const optional = everything.objects.map((object) => object.kind);
-    for (const kind of ["Ingress", "ServiceMonitor", "NetworkPolicy", "Stream", "Consumer"])
+    for (const kind of ["Ingress", "ServiceMonitor", "PodMonitor", "NetworkPolicy", "Stream", "Consumer"])
       expect(optional).toContain(kind);
     expect(everything.objects.map((object) => object.kind)).not.toContain("HorizontalPodAutoscaler");
   });
@@ -497,7 +501,11 @@ describe("deploy/helm/steward: rendered", () => {
     const deployment = find<IDeployment>(base, "Deployment", "steward-worker");
     const worker = container(deployment, "worker");
     expect(worker.args).toEqual(["node", "dist/main.js", "worker"]);
-    expect(worker.ports).toBeUndefined();
+    expect(worker.ports).toEqual([{ name: "http", containerPort: 8081, protocol: "TCP" }]);
+    expect(worker.env).toContainEqual({ name: "STEWARD_WORKER_PORT", value: "8081" });
+    expect(worker.livenessProbe?.httpGet).toEqual({ path: "/health", port: "http" });
+    expect(worker.readinessProbe?.httpGet).toEqual({ path: "/ready", port: "http" });
+    expect(worker.startupProbe?.httpGet).toEqual({ path: "/health", port: "http" });
     expect(read(join(ROOT, "src/main.ts"))).toMatch(/command === "worker"/);
     expect(deployment.spec?.replicas, "the HPA owns the replica count").toBeUndefined();
     const hpa = find<IHorizontalPodAutoscaler>(base, "HorizontalPodAutoscaler");
@@ -699,6 +707,27 @@ describe("deploy/helm/steward: rendered", () => {
     ]);
     expect(service.spec?.ports?.map((port) => port.name)).toContain("http");
     expect(read(join(ROOT, "src/observability/metrics.routes.ts"))).toContain('"/metrics"');
+  });
+
+  it("scrapes /metrics of every worker pod on its own port, as no Service sends to workers", () => {
+    const monitor = find<K8sObject>(everything, "PodMonitor") as K8sObject & {
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        namespaceSelector: { matchNames: string[] };
+        podMetricsEndpoints: Array<{ port: string; path: string; interval: string }>;
+      };
+    };
+    const podLabels = (name: string) =>
+      find<IDeployment>(everything, "Deployment", name).spec?.template.metadata?.labels;
+    expect(monitor.metadata.labels?.release).toBe("kube-prometheus-stack");
+    expect(matches(monitor.spec.selector.matchLabels, podLabels("steward-worker"))).toBe(true);
+    expect(matches(monitor.spec.selector.matchLabels, podLabels("steward-api"))).toBe(false);
+    expect(monitor.spec.namespaceSelector.matchNames).toEqual(["agents"]);
+    expect(monitor.spec.podMetricsEndpoints).toEqual([
+      { port: "http", path: "/metrics", interval: "30s", scrapeTimeout: "10s" },
+    ]);
+    const noWorkers = render({ ...EVERYTHING, worker: { enabled: false } });
+    expect(noWorkers.objects.map((object) => object.kind)).not.toContain("PodMonitor");
   });
 
   it("lets pods reach DNS and the configured destinations only", () => {
