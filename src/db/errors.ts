@@ -32,11 +32,6 @@ export function isConcurrentCreation(error: unknown): boolean {
   return code === UNIQUE_VIOLATION || code === "42710" || code === "42P07";
 }
 
-/** True when a statement named a table that does not exist (yet). */
-export function isUndefinedTable(error: unknown): boolean {
-  return postgresError(error)?.code === "42P01";
-}
-
 /**
  * True when a transaction was rolled back for colliding with another (a deadlock, or a
  * serialization failure): run again, it normally succeeds.

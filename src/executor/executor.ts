@@ -65,6 +65,7 @@ export class Executor {
   readonly store: JobStore;
   readonly streams: JobStreams;
   readonly runner: JobRunner;
+  private readonly graphs: JobGraphs;
   private readonly worker: JobWorker;
   private readonly results: JobResults;
   private readonly dispatcher;
@@ -81,18 +82,19 @@ export class Executor {
     this.streams = new JobStreams(database.db, bus, config.executor.maxStoredEvents, logger);
     const dispatcher = createGuardedAgent(deps.guard);
     this.dispatcher = dispatcher;
+    this.graphs = new JobGraphs(
+      database.pool,
+      database.schema,
+      createNodeRunners({
+        invocations: deps.invocations,
+        dispatcher,
+        llm: { ...config.executor.llm, defaultKeyName: "OPENAI_API_KEY" },
+        httpTimeoutMs: config.invokeTimeoutMs,
+        maxResponseBytes: config.maxResponseBytes,
+      }),
+    );
     this.runner = new JobRunner({
-      graphs: new JobGraphs(
-        database.pool,
-        database.schema,
-        createNodeRunners({
-          invocations: deps.invocations,
-          dispatcher,
-          llm: { ...config.executor.llm, defaultKeyName: "OPENAI_API_KEY" },
-          httpTimeoutMs: config.invokeTimeoutMs,
-          maxResponseBytes: config.maxResponseBytes,
-        }),
-      ),
+      graphs: this.graphs,
       streams: this.streams,
       logger,
       cancelRequested: (jobId) => this.store.cancelRequested(jobId),
@@ -167,6 +169,9 @@ export class Executor {
       this.deps.logger.info("not consuming jobs (STEWARD_JOBS_CONSUME=off): workers run them");
       return;
     }
+    // A process taking jobs from JetStream is there to run them: a job runtime that cannot
+    // load, or tables that cannot be made, stop it at start rather than fail its jobs.
+    if (this.queue instanceof JobQueue) await this.graphs.prepare();
     this.consumer = this.queue.consume((delivery) => this.worker.handle(delivery));
     if (this.queue instanceof MemoryJobQueue) {
       // Nothing durable held these: pick up what a previous run left unfinished. On the

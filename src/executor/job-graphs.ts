@@ -16,8 +16,8 @@ const TABLE_SETUP_PAUSE_MS = 50;
 
 /**
  * Compiles job graphs with LangGraph and Steward's PostgreSQL checkpointer, both loaded
- * the first time a job needs them — which is also when the checkpoint tables are
- * created. Together they take about 20 MB of heap (a quarter of an idle process's) that
+ * the first time a job needs them (or when `prepare` asks) — which is also when the
+ * checkpoint tables are created. Together they take about 20 MB of heap (a quarter of an idle process's) that
  * a process running no job (an API replica beside its workers, the embedded default used
  * only for invokes) would otherwise carry for nothing.
  */
@@ -31,12 +31,21 @@ export class JobGraphs {
   ) {}
 
   async compile(definition: GraphDefinition): Promise<CompiledJobGraph> {
+    return (await this.compiler())(definition);
+  }
+
+  /** Loads them, and makes the tables, now rather than with the first job. */
+  async prepare(): Promise<void> {
+    await this.compiler();
+  }
+
+  private compiler(): Promise<Compile> {
     // A failed load (the database down while the tables were being created) is tried again by the next job.
     this.loaded ??= this.load().catch((error: unknown) => {
       this.loaded = undefined;
       throw error;
     });
-    return (await this.loaded)(definition);
+    return this.loaded;
   }
 
   private async load(): Promise<Compile> {

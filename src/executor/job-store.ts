@@ -1,6 +1,5 @@
 import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { isUndefinedTable } from "../db/errors.js";
 import { selectPage } from "../db/paginate.js";
 import { type JobRow, jobDeadLetters, jobs } from "../db/schema.js";
 import { TickBatcher, type TickBatcherOptions } from "../db/tick-batcher.js";
@@ -66,6 +65,8 @@ export class JobStore {
   private readonly published: TickBatcher<string, void>;
   private readonly claims: TickBatcher<ClaimRequest, JobRow | undefined>;
   private readonly outcomes: TickBatcher<FinishRequest, JobRow | undefined>;
+  /** Seen to exist once: it is never dropped. */
+  private checkpointTable = false;
 
   constructor(private readonly db: Db) {
     this.published = new TickBatcher(async (ids) => {
@@ -130,16 +131,22 @@ export class JobStore {
    * in its `checkpoints` table rather than by loading each one through the saver's list().
    */
   async checkpointCount(id: string): Promise<number> {
-    try {
-      const { rows } = await this.db.execute<{ count: number }>(
-        sql`select count(*)::int as count from checkpoints where thread_id = ${id} and checkpoint_ns = ''`,
+    if (!(await this.checkpointTableMade())) return 0;
+    const { rows } = await this.db.execute<{ count: number }>(
+      sql`select count(*)::int as count from checkpoints where thread_id = ${id} and checkpoint_ns = ''`,
+    );
+    return rows[0]?.count ?? 0;
+  }
+
+  /** The table comes with the first job any process runs on this database (see JobGraphs). */
+  private async checkpointTableMade(): Promise<boolean> {
+    if (!this.checkpointTable) {
+      const { rows } = await this.db.execute<{ made: boolean }>(
+        sql`select to_regclass('checkpoints') is not null as made`,
       );
-      return rows[0]?.count ?? 0;
-    } catch (error) {
-      // The table comes with the first job any process runs on this database (see JobGraphs).
-      if (isUndefinedTable(error)) return 0;
-      throw error;
+      this.checkpointTable = rows[0]?.made === true;
     }
+    return this.checkpointTable;
   }
 
   /**
