@@ -74,9 +74,10 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
     const server = new PGLiteSocketServer({
       db,
       path: join(socketDir, `.s.PGSQL.${SOCKET_PORT}`),
-      // Steward's pool holds one connection, but its replacement may arrive before the
-      // server has seen the one it replaces close; the server serialises their queries.
-      maxConnections: 2,
+      // Steward's pool holds one live connection, but a replacement may arrive before the
+      // server has seen the one it replaces close. Only one is ever in use, so their
+      // transactions cannot interleave in PGlite's single session.
+      maxConnections: 4,
     });
     await server.start();
     return {
