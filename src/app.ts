@@ -226,6 +226,7 @@ export async function createSteward(
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
       version: STEWARD_VERSION,
+      api: serves === "api",
     });
     registerHttpMetrics(server, metrics.httpRequestDuration);
     await server.register(

@@ -40,7 +40,10 @@ export interface Config {
   env: StewardEnv;
   host: string;
   port: number;
-  /** Where `steward worker` answers /health, /ready and /metrics (apart from PORT, so both run on one host). */
+  /**
+   * Where `steward worker` answers /health, /ready and /metrics: apart from PORT, so both
+   * run on one host; 0 takes any free port.
+   */
   workerPort: number;
   dataDir: string;
   logLevel: string;
@@ -203,7 +206,7 @@ export function loadConfig(env: Env = process.env): Config {
     env: stewardEnv,
     host: read("HOST") ?? "0.0.0.0",
     port: integer("PORT", 8080, 1, 65535),
-    workerPort: integer("STEWARD_WORKER_PORT", 8081, 1, 65535),
+    workerPort: integer("STEWARD_WORKER_PORT", 8081, 0, 65535),
     dataDir,
     logLevel: oneOf("LOG_LEVEL", LOG_LEVELS, "info"),
     bodyLimitBytes: integer("STEWARD_BODY_LIMIT", 1024 * 1024, 1024, 100 * 1024 * 1024),

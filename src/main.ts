@@ -66,7 +66,13 @@ async function worker(config: Config, logger: Logger): Promise<void> {
   if (!config.executor.consume)
     throw new ConfigError("STEWARD_JOBS_CONSUME", "is off, which leaves `steward worker` nothing to do");
   const steward = await createSteward(config, logger, "operations");
-  await steward.server.listen({ host: config.host, port: config.workerPort });
+  try {
+    await steward.server.listen({ host: config.host, port: config.workerPort });
+  } catch (error) {
+    // The consumer is already running (a second worker on this host, say, on a port in use).
+    await steward.close(config.shutdown);
+    throw error;
+  }
   logger.info({ stream: config.executor.stream }, "worker consuming jobs");
   stopOnSignals(steward, config.shutdown, logger);
 }

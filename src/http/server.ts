@@ -39,6 +39,8 @@ export interface HttpServerOptions {
   logger: Logger;
   bodyLimitBytes: number;
   version: string;
+  /** Whether it serves the API, with its description (/docs, /openapi.json) and websockets. */
+  api: boolean;
 }
 
 /** The Fastify instance with everything shared by all routes: ids, errors, validation, OpenAPI. */
@@ -80,6 +82,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     if (closing) reply.header("connection", "close");
   });
   registerErrorHandlers(app);
+  if (!options.api) return app;
 
   await app.register(swagger, {
     openapi: {

@@ -26,6 +26,7 @@ beforeAll(async () => {
     logger: createLogger("silent"),
     bodyLimitBytes: 1024 * 1024,
     version: "test",
+    api: true,
   });
   await app.register(
     async (api) => {

@@ -65,6 +65,7 @@ beforeAll(async () => {
     logger: createLogger("debug", sink),
     bodyLimitBytes: 1024 * 1024,
     version: "test",
+    api: true,
   });
   await app.register(
     async (api) => {

@@ -122,6 +122,7 @@ describe("deploy/helm/steward: values.schema.json", () => {
     ["a fractional replica count", { worker: { autoscaling: { maxReplicas: 2.5 } } }],
     ["a worker port out of range", { worker: { port: 70_000 } }],
     ["the workers' port among their settings", { worker: { config: { STEWARD_WORKER_PORT: 9000 } } }],
+    ["the workers' port among the shared settings", { config: { STEWARD_WORKER_PORT: 9000 } }],
   ])("refuses %s", (_, overrides) => {
     expect(errorsOf(overrides)).not.toEqual([]);
   });
