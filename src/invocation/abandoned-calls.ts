@@ -1,9 +1,9 @@
-import { and, asc, eq, inArray, lt } from "drizzle-orm";
+import { and, asc, eq, exists, inArray, lt, ne, or } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
 import type { DutyLeases } from "../db/duty-leases.js";
 import { PeriodicDuty } from "../db/periodic-duty.js";
-import { externalAgents, type InvocationRow, invocations } from "../db/schema.js";
+import { approvals, externalAgents, type InvocationRow, invocations } from "../db/schema.js";
 import { periodWindow } from "../governance/budget/budget-period.js";
 import type { InvocationJournal } from "./invocation-journal.js";
 
@@ -25,10 +25,11 @@ export interface AbandonedCallSweeperOptions {
 
 /**
  * Closes calls whose process died mid-call (killed, or cut at the shutdown deadline):
- * a call still `running` long after any agent timeout could have ended it is recorded as
- * an error, its budget reservation given back and its Idempotency-Key freed, and it
- * takes its place in the lineage chain like any finished call. One replica does this
- * at a time, through its lease.
+ * a call still `running` long after any agent timeout could have ended it — or still
+ * held for an approval decided as long ago, which the deciding process went on to run or
+ * close — is recorded as an error, its budget reservation given back and its
+ * Idempotency-Key freed, and it takes its place in the lineage chain like any finished
+ * call. One replica does this at a time, through its lease.
  */
 export class AbandonedCallSweeper {
   private readonly duty: PeriodicDuty;
@@ -53,7 +54,26 @@ export class AbandonedCallSweeper {
     const abandoned = await db
       .select()
       .from(invocations)
-      .where(and(eq(invocations.status, "running"), lt(invocations.createdAt, cutoff)))
+      .where(
+        or(
+          and(eq(invocations.status, "running"), lt(invocations.createdAt, cutoff)),
+          and(
+            eq(invocations.status, "pending_approval"),
+            exists(
+              db
+                .select({ decided: approvals.id })
+                .from(approvals)
+                .where(
+                  and(
+                    eq(approvals.invocationId, invocations.id),
+                    ne(approvals.status, "pending"),
+                    lt(approvals.decidedAt, cutoff),
+                  ),
+                ),
+            ),
+          ),
+        ),
+      )
       .orderBy(asc(invocations.createdAt))
       .limit(BATCH);
     if (abandoned.length === 0) return 0;

@@ -158,6 +158,50 @@ describe("calls abandoned by a killed process", () => {
     }
   }, 60_000);
 
+  it("closes a held call whose approval was decided long ago but never carried out", async () => {
+    const t = await startTestSteward("postgres", invokeEnv({ STEWARD_ABANDONED_CALL_AFTER_SECONDS: "1" }));
+    const reviewed = await startMockAgent(() => ({ body: { result: "never asked" } }));
+    try {
+      const agentId = await registerBudgetedAgent(t, "reviewed", reviewed.url);
+      const rules = await t.request({
+        method: "PATCH",
+        url: `/api/v1/external-agents/${agentId}`,
+        payload: {
+          approval_config: { triggers: { cost_threshold: 0.1 }, workflow: { approver_roles: ["admin"] } },
+        },
+      });
+      expect(rules.statusCode, rules.body).toBe(200);
+      const hold = (input: string) =>
+        t.request({ method: "POST", url: `/api/v1/external-agents/${agentId}/invoke`, payload: { input } });
+      const decided = (await hold("decided")).json();
+      const undecided = (await hold("undecided")).json();
+      expect([decided.status, undecided.status]).toEqual(["pending_approval", "pending_approval"]);
+
+      // Approved a minute ago by a process that stopped before it ran the call.
+      await t.steward.database.pool.query(
+        "UPDATE approvals SET status = 'approved', decided_at = now() - interval '1 minute' WHERE id = $1",
+        [decided.approval_id],
+      );
+      const statusOf = async (id: string) =>
+        (await t.request({ method: "GET", url: `/api/v1/invocations/${id}` })).json();
+      await until(async () => (await statusOf(decided.invocation_id)).status !== "pending_approval", 15_000);
+      expect(await statusOf(decided.invocation_id)).toMatchObject({
+        status: "error",
+        error: ABANDONED_MESSAGE,
+      });
+      expect(reviewed.requests).toHaveLength(0);
+      // One call closed and given back; the other still waits for its approvers.
+      expect((await statusOf(undecided.invocation_id)).status).toBe("pending_approval");
+      const budget = await t.request({ method: "GET", url: `/api/v1/external-agents/${agentId}/budget` });
+      expect(budget.json().daily).toMatchObject({ cost_used: 0, reserved: 0.5, invocations: 1 });
+      const verified = await t.request({ method: "GET", url: "/api/v1/lineage/verify" });
+      expect(verified.json()).toMatchObject({ valid: true, checked: 1 });
+    } finally {
+      await t.close();
+      await reviewed.close();
+    }
+  }, 60_000);
+
   it("closes a call once when two sweeps find it in the same moment", async () => {
     const slowAgent = await startMockAgent(() => ({ delayMs: 2_000, body: { result: "late" } }));
     const t = await startTestSteward("postgres", invokeEnv());
