@@ -14,7 +14,9 @@ export interface PeriodicDutyOptions {
 
 /**
  * Runs a background duty every `intervalMs` on the one replica holding its lease. A
- * pass still under way when the next tick comes is not doubled.
+ * pass still under way when the next tick comes is not doubled: the tick renews the
+ * lease instead, so a pass longer than the lease keeps it, and no other replica starts
+ * the same duty beside it.
  */
 export class PeriodicDuty {
   private timer: NodeJS.Timeout | undefined;
@@ -24,7 +26,11 @@ export class PeriodicDuty {
 
   start(): void {
     this.timer = setInterval(() => {
-      this.running ??= this.tick().finally(() => {
+      if (this.running) {
+        void this.renew();
+        return;
+      }
+      this.running = this.tick().finally(() => {
         this.running = undefined;
       });
     }, this.options.intervalMs);
@@ -34,6 +40,15 @@ export class PeriodicDuty {
   async stop(deadline?: AbortSignal): Promise<void> {
     clearInterval(this.timer);
     if (this.running) await settledBefore([this.running], deadline);
+  }
+
+  private async renew(): Promise<void> {
+    const { duty, leases, intervalMs, logger } = this.options;
+    try {
+      await leases.hold(duty, intervalMs);
+    } catch (error) {
+      logger.warn({ err: error, duty }, "could not renew a duty's lease during a long pass");
+    }
   }
 
   private async tick(): Promise<void> {

@@ -2,6 +2,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../src/db/database.js";
 import { DutyLeases } from "../../src/db/duty-leases.js";
+import { PeriodicDuty } from "../../src/db/periodic-duty.js";
+import { until } from "../helpers/eventually.js";
 import { openTestDatabase } from "../helpers/schema.js";
 
 const silent = pino({ level: "silent" });
@@ -61,5 +63,40 @@ describe("duty leases", () => {
     const replicas = Array.from({ length: 8 }, (_, index) => replica(`api-${index}`));
     const answers = await Promise.all(replicas.map((each) => each.hold("telemetry retention", 1_000)));
     expect(answers.filter(Boolean)).toHaveLength(1);
+  });
+
+  it("keeps a duty through a pass longer than its lease, so no other replica starts it beside it", async () => {
+    let finishLongPass = () => {};
+    let longPassStarted = false;
+    let othersPasses = 0;
+    const duty = (holder: string, pass: () => Promise<unknown>) =>
+      new PeriodicDuty({
+        duty: "long sweep",
+        leases: replica(holder, 400),
+        intervalMs: 100,
+        logger: silent,
+        pass,
+      });
+    const first = duty("api-1", async () => {
+      longPassStarted = true;
+      await new Promise<void>((resolve) => {
+        finishLongPass = resolve;
+      });
+    });
+    first.start();
+    await until(() => longPassStarted);
+    const second = duty("api-2", async () => {
+      othersPasses += 1;
+    });
+    second.start();
+    try {
+      // Four leases' worth of time, the first replica's pass still under way.
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
+      expect(othersPasses).toBe(0);
+    } finally {
+      finishLongPass();
+      await first.stop();
+      await second.stop();
+    }
   });
 });
