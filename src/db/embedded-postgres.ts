@@ -1,21 +1,19 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, rename, rm, rmdir } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { acquireDirectoryLock } from "./directory-lock.js";
+import { PGliteConnection } from "./pglite-connection.js";
 
 export interface EmbeddedPostgres {
-  connection: { host: string; port: number; user: string; database: string };
+  /** What `pg` connects with: a stream to PGlite rather than a host and port. */
+  connection: { stream: () => PGliteConnection; user: string; database: string };
   stop(): Promise<void>;
 }
-
-const SOCKET_PORT = 5432;
 
 /**
  * A development database needs little cache; PostgreSQL's default of 128 MB would be
@@ -59,8 +57,8 @@ async function initialise(pgdata: string): Promise<void> {
 }
 
 /**
- * Starts PGlite on `<dataDir>/pgdata` and serves it on a private Unix socket, so the
- * rest of Steward talks to it with the same `pg` driver it uses for PostgreSQL.
+ * Starts PGlite on `<dataDir>/pgdata`, which the rest of Steward reaches with the same
+ * `pg` driver it uses for PostgreSQL, over connections in process (`PGliteConnection`).
  * PGlite cannot be shared between processes, hence the lock on the data dir.
  */
 export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
@@ -70,22 +68,10 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   try {
     if (!existsSync(join(pgdata, "PG_VERSION"))) await initialise(pgdata);
     const db = await PGlite.create(pgdata, { postgresqlconf: SETTINGS });
-    const socketDir = await mkdtemp(join(tmpdir(), "steward-pglite-"));
-    const server = new PGLiteSocketServer({
-      db,
-      path: join(socketDir, `.s.PGSQL.${SOCKET_PORT}`),
-      // Steward's pool holds one live connection, but a replacement may arrive before the
-      // server has seen the one it replaces close. Only one is ever in use, so their
-      // transactions cannot interleave in PGlite's single session.
-      maxConnections: 4,
-    });
-    await server.start();
     return {
-      connection: { host: socketDir, port: SOCKET_PORT, user: "postgres", database: "postgres" },
+      connection: { stream: () => new PGliteConnection(db), user: "postgres", database: "postgres" },
       async stop() {
-        await server.stop();
         await db.close();
-        await rm(socketDir, { recursive: true, force: true });
         await lock.release();
       },
     };
