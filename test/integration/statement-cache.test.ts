@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -98,30 +95,6 @@ describe("prepared statements on a real PostgreSQL", () => {
       expect(prepared.rows).toEqual([{ n: 0 }]);
     } finally {
       await unprepared.close();
-    }
-  });
-});
-
-/**
- * PGlite is one session that outlives the connections the pool makes to it: what one
- * connection prepared is still there when another replaces it.
- */
-describe("named statements on the embedded database", () => {
-  it("prepares them again on a connection that replaced one dropped after a failed query", async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), "steward-embedded-statements-"));
-    const embedded = await openDatabase({ kind: "embedded", dataDir }, pino({ level: "silent" }));
-    try {
-      const named = () =>
-        embedded.pool.query({ name: "embedded_probe", text: "SELECT $1::int AS one", values: [1] });
-      expect((await named()).rows).toEqual([{ one: 1 }]);
-      // pg-pool drops the connection of a query that failed, and the next query opens another.
-      await expect(embedded.pool.query("SELECT * FROM no_such_table")).rejects.toMatchObject({
-        code: "42P01",
-      });
-      expect((await named()).rows).toEqual([{ one: 1 }]);
-    } finally {
-      await embedded.close();
-      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });
