@@ -17,8 +17,6 @@ import { TcpProxy } from "../helpers/tcp-proxy.js";
  * the canary is a mock that must never be reached.
  */
 
-/** A bound on "answers promptly" that a loaded two-core CI machine still meets; not a benchmark. */
-const PROMPTLY_MS = 2_000;
 /** How long a recovered Redis may take to be used again (the client retries at most every second). */
 const RECOVERY_MS = 10_000;
 /**
@@ -96,12 +94,6 @@ async function register(client: Client, overrides: Record<string, unknown> = {})
 
 const invoke = (client: Client, id: string, input = "ping") =>
   client({ method: "POST", url: `/api/v1/external-agents/${id}/invoke`, payload: { input } });
-
-async function timedInvoke(client: Client, id: string) {
-  const startedAt = performance.now();
-  const response = await invoke(client, id);
-  return { response, elapsedMs: performance.now() - startedAt };
-}
 
 async function lineageRecord(client: Client, invocationId: string) {
   const response = await client({ method: "GET", url: `/api/v1/invocations/${invocationId}` });
@@ -326,7 +318,8 @@ describe("Redis unreachable mid-test, fail mode open", () => {
     steward = as(t, t.adminKey);
   });
 
-  it("answers promptly and records degraded calls while Redis is away, and limits again once it is back", async () => {
+  // How soon a decision gives up on Redis is the limiter's own test (rate-limiter.redis.test.ts).
+  it("answers and records degraded calls while Redis is away, and limits again once it is back", async () => {
     const limited = await register(steward, { rate_limit_config: { requests_per_minute: 2 } });
     // Answers with X-RateLimit headers exactly when the limiter reached Redis.
     const probe = await register(steward, { rate_limit_config: { requests_per_hour: 10_000 } });
@@ -344,9 +337,8 @@ describe("Redis unreachable mid-test, fail mode open", () => {
 
     await proxy.stop();
     for (let i = 0; i < 3; i++) {
-      const { response, elapsedMs } = await timedInvoke(steward, limited);
+      const response = await invoke(steward, limited);
       expect(response.statusCode, response.body).toBe(200);
-      expect(elapsedMs).toBeLessThan(PROMPTLY_MS);
       // The remaining count is unknown while Redis is away: no header claims one.
       expect(response.headers["x-ratelimit-remaining"]).toBeUndefined();
       const record = await lineageRecord(steward, invocationIdOf(response));
@@ -408,9 +400,8 @@ describe("Redis unreachable, fail mode closed", () => {
     });
     await proxy.stop();
     for (let i = 0; i < 2; i++) {
-      const { response, elapsedMs } = await timedInvoke(steward, id);
+      const response = await invoke(steward, id);
       expect(response.statusCode, response.body).toBe(503);
-      expect(elapsedMs).toBeLessThan(PROMPTLY_MS);
       const invocationId = response.headers["x-invocation-id"];
       expect(response.json()).toEqual({
         error: {
