@@ -11,7 +11,7 @@ import { PGliteConnection } from "./pglite-connection.js";
 
 export interface EmbeddedPostgres {
   /** What `pg` connects with: a stream to PGlite rather than a host and port. */
-  connection: { stream: () => PGliteConnection; user: string; database: string };
+  connection: { stream: () => PGliteConnection; ssl: false; user: string; database: string };
   stop(): Promise<void>;
 }
 
@@ -69,7 +69,13 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
     if (!existsSync(join(pgdata, "PG_VERSION"))) await initialise(pgdata);
     const db = await PGlite.create(pgdata, { postgresqlconf: SETTINGS });
     return {
-      connection: { stream: () => new PGliteConnection(db), user: "postgres", database: "postgres" },
+      // No TLS to ask for (PGSSLMODE in the environment would make the driver ask).
+      connection: {
+        stream: () => new PGliteConnection(db),
+        ssl: false,
+        user: "postgres",
+        database: "postgres",
+      },
       async stop() {
         await db.close();
         await lock.release();

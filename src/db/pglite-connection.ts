@@ -6,9 +6,24 @@ const STARTUP_HEADER_BYTES = 8;
 
 /**
  * Messages after which the client waits for an answer: Sync (ending Parse, Bind, Describe,
- * Execute…), a simple Query, Flush and Terminate. What comes before them is one request.
+ * Execute…), a simple Query, Flush, Terminate, the end or failure of a COPY, a function
+ * call and a password. What comes before them is one request.
  */
-const REQUEST_ENDS = new Set(["S", "Q", "H", "X"].map((type) => type.charCodeAt(0)));
+const REQUEST_ENDS = new Set(["S", "Q", "H", "X", "c", "f", "F", "p"].map((type) => type.charCodeAt(0)));
+
+/** ReadyForQuery ('Z', length 5) ends an answer; its last byte is `I` when no transaction is open. */
+const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);
+const IDLE = "I".charCodeAt(0);
+
+/** A simple-protocol `ROLLBACK`, for a connection that ends inside its transaction. */
+const ROLLBACK = (() => {
+  const text = Buffer.from("ROLLBACK\0");
+  const message = Buffer.alloc(5 + text.length);
+  message.write("Q", 0);
+  message.writeInt32BE(4 + text.length, 1);
+  text.copy(message, 5);
+  return message;
+})();
 
 /**
  * A connection of the `pg` driver to PGlite in this process, in place of a socket: what
@@ -26,6 +41,8 @@ export class PGliteConnection extends Duplex {
   /** Requests go to PGlite one after another, in the order written. */
   private requests: Promise<void> = Promise.resolve();
   private rolledBack?: Promise<void>;
+  /** Whether this connection's last answer left a transaction open. */
+  private inTransaction = false;
 
   constructor(private readonly db: PGlite) {
     super();
@@ -103,18 +120,34 @@ export class PGliteConnection extends Duplex {
   private async answer(request: Buffer): Promise<void> {
     if (this.destroyed) return;
     try {
-      const answer = await this.db.runExclusive(() => this.db.execProtocolRaw(request));
-      // A view of PGlite's own memory, which its next call overwrites: copied out.
-      if (answer.length > 0) this.push(Buffer.from(answer));
+      const answer = await this.exchange(request);
+      if (answer.length === 0) return;
+      const ready = answer.length - READY_FOR_QUERY.length - 1;
+      if (ready >= 0 && answer.subarray(ready, ready + READY_FOR_QUERY.length).equals(READY_FOR_QUERY))
+        this.inTransaction = answer[answer.length - 1] !== IDLE;
+      this.push(answer);
     } catch (error) {
       this.destroy(error as Error);
     }
   }
 
-  /** Once the requests written so far are answered, rolls back a transaction left open. */
+  /**
+   * One request's answer. The raw stream call rather than `execProtocolRaw`, which also
+   * decodes every answer into a list PGlite only clears in its own `query` and `exec`.
+   */
+  private async exchange(request: Buffer): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    await this.db.runExclusive(() =>
+      // Views of PGlite's own memory, which its next call overwrites: copied out.
+      this.db.execProtocolRawStream(request, { onRawData: (data) => chunks.push(Buffer.from(data)) }),
+    );
+    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  }
+
+  /** Once the requests written so far are answered, rolls back the transaction it left open. */
   private close(): Promise<void> {
     this.rolledBack ??= this.requests.then(async () => {
-      if (this.db.isInTransaction()) await this.db.exec("ROLLBACK");
+      if (this.inTransaction) await this.exchange(ROLLBACK);
     });
     return this.rolledBack;
   }
