@@ -21,13 +21,17 @@ export interface PeriodicDutyOptions {
 export class PeriodicDuty {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private renewing: Promise<void> | undefined;
 
   constructor(private readonly options: PeriodicDutyOptions) {}
 
   start(): void {
     this.timer = setInterval(() => {
       if (this.running) {
-        void this.renew();
+        // One renewal at a time: on a slow database they would pile up.
+        this.renewing ??= this.renew().finally(() => {
+          this.renewing = undefined;
+        });
         return;
       }
       this.running = this.tick().finally(() => {
@@ -39,7 +43,9 @@ export class PeriodicDuty {
   /** Runs no more passes and waits for one under way, until `deadline` at most. */
   async stop(deadline?: AbortSignal): Promise<void> {
     clearInterval(this.timer);
-    if (this.running) await settledBefore([this.running], deadline);
+    // A renewal finishing after the lease is released would take it again.
+    const underWay = [this.running, this.renewing].filter((work) => work !== undefined);
+    if (underWay.length > 0) await settledBefore(underWay, deadline);
   }
 
   private async renew(): Promise<void> {
