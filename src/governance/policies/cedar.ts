@@ -1,13 +1,10 @@
-import {
-  type CedarValueJson,
-  type Context,
-  type DetailedError,
-  type Entities,
-  type PolicyJson,
-  policySetTextToParts,
-  policyToJson,
-  preparsePolicySet,
-  statefulIsAuthorized,
+import { createRequire } from "node:module";
+import type {
+  CedarValueJson,
+  Context,
+  DetailedError,
+  Entities,
+  PolicyJson,
 } from "@cedar-policy/cedar-wasm/nodejs";
 import { normalizeAddress } from "./conditions.js";
 import type { PolicyContext } from "./policy-context.js";
@@ -38,6 +35,19 @@ export interface CedarPolicy {
   cedar: string;
 }
 
+type CedarWasm = typeof import("@cedar-policy/cedar-wasm/nodejs");
+let cedarWasm: CedarWasm | undefined;
+
+/**
+ * Cedar's WebAssembly build, compiled on first use: about 20 MB a process keeps for good,
+ * which most organizations, writing their policies as conditions, never need. Its Node
+ * build is CommonJS and compiles synchronously, so parsing and evaluation stay synchronous.
+ */
+function cedar(): CedarWasm {
+  cedarWasm ??= createRequire(import.meta.url)("@cedar-policy/cedar-wasm/nodejs") as CedarWasm;
+  return cedarWasm;
+}
+
 /** Where a Cedar error points, as "line:column", from a character offset. */
 function position(text: string, offset: number): string {
   const before = text.slice(0, offset);
@@ -58,7 +68,7 @@ function describe(errors: readonly DetailedError[], text?: string): string {
 }
 
 function parseUncached(text: string): CedarParse {
-  const parts = policySetTextToParts(text);
+  const parts = cedar().policySetTextToParts(text);
   if (parts.type === "failure") return { ok: false, message: describe(parts.errors, text) };
   if (parts.policy_templates.length > 0) {
     return { ok: false, message: "templates (?principal or ?resource slots) are not supported" };
@@ -67,7 +77,7 @@ function parseUncached(text: string): CedarParse {
   if (policy === undefined || parts.policies.length > 1) {
     return { ok: false, message: `must hold exactly one policy, found ${parts.policies.length}` };
   }
-  const json = policyToJson(policy);
+  const json = cedar().policyToJson(policy);
   if (json.type === "failure") return { ok: false, message: describe(json.errors) };
   return {
     ok: true,
@@ -220,12 +230,12 @@ export function evaluateCedarPolicies(
     const key = fingerprint.join("\u0001");
     if (preparsedSets.get(setId) !== key) {
       preparsedSets.delete(setId);
-      const prepared = preparsePolicySet(setId, { staticPolicies });
+      const prepared = cedar().preparsePolicySet(setId, { staticPolicies });
       if (prepared.type === "failure")
         return failAll(`Cedar could not load the policies: ${describe(prepared.errors)}`);
       preparsedSets.set(setId, key);
     }
-    const answer = statefulIsAuthorized({
+    const answer = cedar().statefulIsAuthorized({
       principal: { type: PRINCIPAL_TYPE, id: ctx.principal.id },
       action: INVOKE,
       resource: { type: AGENT_TYPE, id: ctx.agent.id },
