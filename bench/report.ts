@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
 import type { BenchSettings } from "./settings.js";
-import { STEWARD_HEAP } from "./steward.js";
+import { STEWARD_ALLOCATOR, STEWARD_HEAP } from "./steward.js";
 
 /** One table of the printed report. */
 export interface Table {
@@ -22,7 +22,14 @@ export interface TargetCheck {
 export interface BenchReport {
   startedAt: string;
   settings: Pick<BenchSettings, "smoke" | "roundSeconds" | "rounds" | "connections">;
-  machine: { cpus: number; model: string; node: string; pinning: string; stewardHeap: string };
+  machine: {
+    cpus: number;
+    model: string;
+    node: string;
+    pinning: string;
+    stewardHeap: string;
+    stewardAllocator: string;
+  };
   tables: Table[];
   targets: TargetCheck[];
   figures: Record<string, unknown>;
@@ -44,6 +51,9 @@ export function newReport(settings: BenchSettings): BenchReport {
       node: process.version,
       pinning: "none: every process may run on any CPU",
       stewardHeap: STEWARD_HEAP.described,
+      stewardAllocator: Object.entries(STEWARD_ALLOCATOR)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(" "),
     },
     tables: [],
     targets: [],
@@ -65,7 +75,7 @@ export function renderReport(report: BenchReport): string {
   const header = [
     `Steward bench, ${report.startedAt}${settings.smoke ? " (smoke run: too short for figures)" : ""}`,
     `${machine.cpus} × ${machine.model}, Node ${machine.node}; CPU pinning: ${machine.pinning}`,
-    `Steward's V8 heap: ${machine.stewardHeap}`,
+    `Steward's V8 heap: ${machine.stewardHeap}; allocator, as npm start sets it: ${machine.stewardAllocator}`,
     `${settings.rounds} round(s) of ${settings.roundSeconds} s per contender, alternated; medians over rounds`,
   ].join("\n");
   const targets: Table = {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,20 @@ export const STEWARD_HEAP = {
   flag: "--max-old-space-size=476",
   described: "heap limit 524 MB, as under the Helm chart's 1 GiB memory limit",
 };
+
+/**
+ * The glibc allocator settings `npm start` and the image run Steward with, read from the
+ * start script so the bench measures what users run.
+ */
+export const STEWARD_ALLOCATOR = allocatorSettings();
+
+function allocatorSettings(): Record<string, string> {
+  const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  const start: string = manifest.scripts.start;
+  return Object.fromEntries(
+    [...start.matchAll(/\b(MALLOC_\w+)=(\S+)/g)].map(([, name, value]) => [name, value]),
+  );
+}
 
 /** Steward from `dist/` as its own process, with an admin key and a way to call its API. */
 export interface BenchSteward {
@@ -52,6 +67,7 @@ export async function startSteward(
       STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
       STEWARD_AGENTS_WATCH: "false",
       HOST: "127.0.0.1",
+      ...STEWARD_ALLOCATOR,
       ...(mode === "postgres"
         ? {
             DATABASE_URL: settings.databaseUrl,

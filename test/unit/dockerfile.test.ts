@@ -320,14 +320,26 @@ describe("deploy/Dockerfile: the runtime image", () => {
     expect(runtime.image).not.toMatch(/alpine/);
   });
 
-  it("exposes the ports Steward listens on by default: the API's, then the worker's", () => {
-    const { port, workerPort } = loadConfig({});
-    expect(last(runtime, "EXPOSE")).toBe(`${port} ${workerPort}`);
-    const env = runtime.instructions
+  /** The runtime stage's ENV instructions, as one line of NAME=value pairs. */
+  const runtimeEnv = () =>
+    runtime.instructions
       .filter((instruction) => instruction.keyword === "ENV")
       .map((instruction) => instruction.args)
       .join(" ");
-    expect(env).toMatch(new RegExp(`\\bPORT=${port}\\b`));
+
+  it("exposes the ports Steward listens on by default: the API's, then the worker's", () => {
+    const { port, workerPort } = loadConfig({});
+    expect(last(runtime, "EXPOSE")).toBe(`${port} ${workerPort}`);
+    expect(runtimeEnv()).toMatch(new RegExp(`\\bPORT=${port}\\b`));
+  });
+
+  it("tunes glibc's allocator as `npm start` does", () => {
+    const allocatorSettings = (text: string) =>
+      [...text.matchAll(/\bMALLOC_\w+=\S+/g)].map(([setting]) => setting);
+    const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+    const started = allocatorSettings(manifest.scripts.start);
+    expect(started).toEqual(["MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072"]);
+    expect(allocatorSettings(runtimeEnv())).toEqual(started);
   });
 });
 
