@@ -1,7 +1,12 @@
--- The abandoned-call sweep looks, across organizations, for calls still open: running
--- ones, and ones held for an approval already decided. Without these indexes each pass
--- read the whole invocations table; unfinished calls are few, so this index stays small.
+-- Background passes look across organizations for the few rows still open; without
+-- these indexes each pass read a whole table that only grows.
+
+-- The abandoned-call sweep: running calls, and calls held for an approval since decided.
 CREATE INDEX invocations_unfinished_idx ON invocations (created_at)
   WHERE status IN ('running', 'pending_approval');
 -- The approval of each held call the sweep finds, to see whether it was decided.
 CREATE INDEX approvals_invocation_idx ON approvals (invocation_id);
+-- The lost-job sweep, and the jobs an embedded process picks up again at start. Not on
+-- lease_until: running jobs renew it often, and an index on it would stop PostgreSQL
+-- from updating those rows in place.
+CREATE INDEX jobs_unfinished_idx ON jobs (status) WHERE status IN ('queued', 'running');

@@ -1,4 +1,5 @@
 import { and, desc, eq, gte, ilike, inArray, lt, type SQL, sql } from "drizzle-orm";
+import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Db } from "../db/database.js";
 import { selectRows } from "../db/paginate.js";
 import { managedAgentLogs, managedAgentMetrics } from "../db/schema.js";
@@ -216,22 +217,23 @@ export class TelemetryStore {
 
   /** Retention: deletes metrics and logs older than `cutoff`, in batches so no statement holds a long lock. */
   async pruneOlderThan(cutoff: Date): Promise<{ metrics: number; logs: number }> {
-    // Metric rows have no key; ctid names a row, and they are never updated, so it is stable.
-    const metrics = await this.deleteInBatches(
-      (limit) => sql`DELETE FROM ${managedAgentMetrics} WHERE ctid IN (
-        SELECT ctid FROM ${managedAgentMetrics} WHERE ${managedAgentMetrics.recordedAt} < ${cutoff} LIMIT ${limit})`,
-    );
-    const logs = await this.deleteInBatches(
-      (limit) => sql`DELETE FROM ${managedAgentLogs} WHERE ${managedAgentLogs.id} IN (
-        SELECT ${managedAgentLogs.id} FROM ${managedAgentLogs} WHERE ${managedAgentLogs.loggedAt} < ${cutoff} LIMIT ${limit})`,
-    );
+    const metrics = await this.deleteInBatches(managedAgentMetrics, managedAgentMetrics.recordedAt, cutoff);
+    const logs = await this.deleteInBatches(managedAgentLogs, managedAgentLogs.loggedAt, cutoff);
     return { metrics, logs };
   }
 
-  private async deleteInBatches(statement: (limit: number) => SQL): Promise<number> {
+  /**
+   * Deletes the rows of `table` whose `time` is before `cutoff`, a batch at a time. Rows are
+   * named by ctid: telemetry is never updated, so a row's ctid is stable, and the delete
+   * fetches each row directly, where matching by key let the planner read the whole table
+   * for every batch.
+   */
+  private async deleteInBatches(table: PgTable, time: PgColumn, cutoff: Date): Promise<number> {
     let total = 0;
     for (;;) {
-      const result = await this.db.execute(statement(this.pruneBatch));
+      const result = await this.db.execute(
+        sql`DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} WHERE ${time} < ${cutoff} LIMIT ${this.pruneBatch})`,
+      );
       const deleted = result.rowCount ?? 0;
       total += deleted;
       if (deleted < this.pruneBatch) return total;
