@@ -1,4 +1,4 @@
-import { and, count, eq, gte, inArray, ne, or, type SQL } from "drizzle-orm";
+import { and, count, eq, gte, inArray, ne, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { invocations } from "../db/schema.js";
 import type { InvocationOutbox } from "../delivery/invocation-outbox.js";
@@ -135,12 +135,13 @@ export class ApprovalRulesGate implements ApprovalGate {
       ne(invocations.id, request.invocationId),
       // Calls that ran or wait for approval; one refused before the agent does not count.
       inArray(invocations.status, COUNTED_STATUSES),
+      // Emails without regard to case, as invocations_external_email_idx holds them.
       or(
         userId ? eq(invocations.externalUserId, userId) : undefined,
-        userEmail ? eq(invocations.externalUserEmail, userEmail) : undefined,
+        userEmail ? sql`lower(${invocations.externalUserEmail}) = lower(${userEmail})` : undefined,
       ),
     ) as SQL;
-    if (first) base.priorCallsByUser = await this.count(byUser);
+    if (first) base.calledBefore = await this.exists(byUser);
     const now = this.clock().getTime();
     const inWindow = new Map<number, number>();
     for (const seconds of windows) {
@@ -151,6 +152,11 @@ export class ApprovalRulesGate implements ApprovalGate {
       triggers.rate
         ? { ...base, callsByUserInWindow: inWindow.get(durationSeconds(triggers.rate.window)) }
         : base;
+  }
+
+  private async exists(where: SQL): Promise<boolean> {
+    const rows = await this.db.select({ id: invocations.id }).from(invocations).where(where).limit(1);
+    return rows.length > 0;
   }
 
   private async count(where: SQL): Promise<number> {

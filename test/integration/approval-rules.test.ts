@@ -279,6 +279,47 @@ describe("the approval gate", () => {
     expect((await invoke(other, org.key)).statusCode).toBe(202);
   });
 
+  it("holds a user's first call and calls past the rate, knowing the user by id or by email in any case", async () => {
+    const org = await createOrgWithKey(t, "admin");
+    const id = await createAgent(org);
+    await create(org, {
+      name: "newcomers",
+      triggers: { first_invocation: true },
+      workflow: admins,
+    });
+    await create(org, {
+      name: "bursts",
+      triggers: { rate: { max_calls: 2, window: "1h" } },
+      workflow: admins,
+    });
+    const ada = { "x-external-user-email": "Ada@Example.org" };
+    const first = await invoke(id, org.key, ada);
+    expect(first.statusCode, first.body).toBe(202);
+    expect(first.json().reasons).toEqual(["first call by this user to this agent"]);
+
+    // The held call counts: the same user, whatever the case of her address, is known now.
+    const second = await invoke(id, org.key, { "x-external-user-email": "ada@example.ORG" });
+    expect(second.statusCode, second.body).toBe(200);
+    const third = await invoke(id, org.key, {
+      "x-external-user-id": "u-ada",
+      "x-external-user-email": "ADA@example.org",
+    });
+    expect(third.statusCode, third.body).toBe(202);
+    expect(third.json().reasons).toEqual(["more than 2 calls by this user within 1h"]);
+
+    // Another user, and the same user at another agent, start afresh.
+    expect((await invoke(id, org.key, { "x-external-user-id": "bob" })).json().reasons).toEqual([
+      "first call by this user to this agent",
+    ]);
+    const other = await createAgent(org, "reports");
+    expect((await invoke(other, org.key, ada)).json().reasons).toEqual([
+      "first call by this user to this agent",
+    ]);
+    // By her id alone she is known through the one call that carried it: not a first call,
+    // and one call in the hour is within the rate.
+    expect((await invoke(id, org.key, { "x-external-user-id": "u-ada" })).statusCode).toBe(200);
+  });
+
   it("lets a rule's trusted users through that rule only, and joins reasons of every rule", async () => {
     const org = await createOrgWithKey(t, "admin");
     const id = await createAgent(org);

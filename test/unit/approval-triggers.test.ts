@@ -10,7 +10,7 @@ const QUIET: TriggerFacts = {
   estimatedCost: 0,
   environment: "development",
   input: "Summarise ticket 42",
-  priorCallsByUser: 5,
+  calledBefore: true,
   callsByUserInWindow: 0,
 };
 
@@ -19,7 +19,7 @@ const reasons = (triggers: ApprovalTriggers, facts: Partial<TriggerFacts> = {}) 
 
 describe("evaluateTriggers", () => {
   it("needs no approval when no trigger is set", () => {
-    expect(reasons({}, { estimatedCost: 1e9, input: "4111 1111 1111 1111", priorCallsByUser: 0 })).toEqual(
+    expect(reasons({}, { estimatedCost: 1e9, input: "4111 1111 1111 1111", calledBefore: false })).toEqual(
       [],
     );
   });
@@ -54,15 +54,15 @@ describe("evaluateTriggers", () => {
 
   describe("first_invocation", () => {
     it("fires when the user has no earlier call to this agent", () => {
-      expect(reasons({ first_invocation: true }, { priorCallsByUser: 0 })).toEqual([
+      expect(reasons({ first_invocation: true }, { calledBefore: false })).toEqual([
         "first call by this user to this agent",
       ]);
     });
 
     it("does not fire from the second call on, when off, or for an anonymous caller", () => {
-      expect(reasons({ first_invocation: true }, { priorCallsByUser: 1 })).toEqual([]);
-      expect(reasons({ first_invocation: false }, { priorCallsByUser: 0 })).toEqual([]);
-      expect(reasons({ first_invocation: true }, { priorCallsByUser: undefined })).toEqual([]);
+      expect(reasons({ first_invocation: true }, { calledBefore: true })).toEqual([]);
+      expect(reasons({ first_invocation: false }, { calledBefore: false })).toEqual([]);
+      expect(reasons({ first_invocation: true }, { calledBefore: undefined })).toEqual([]);
     });
   });
 
@@ -165,7 +165,7 @@ describe("evaluateTriggers", () => {
       estimatedCost: 2,
       environment: "production",
       input: "refund to card 4111111111111111",
-      priorCallsByUser: 0,
+      calledBefore: false,
       callsByUserInWindow: 1,
     };
     expect(evaluateTriggers(triggers, facts)).toEqual([

@@ -8,8 +8,11 @@ export interface TriggerFacts {
   /** The request's `context.environment`, else the server's STEWARD_ENV. */
   environment: string;
   input: string;
-  /** Earlier calls by this external user to this agent (any status), and within the rate window; undefined when the caller is anonymous. */
-  priorCallsByUser?: number;
+  /**
+   * Whether this external user called this agent before (a call that ran or waits for
+   * approval), and how often within the rate window; undefined when the caller is anonymous.
+   */
+  calledBefore?: boolean;
   callsByUserInWindow?: number;
 }
 
@@ -24,7 +27,7 @@ export function evaluateTriggers(triggers: ApprovalTriggers, facts: TriggerFacts
   if (threshold !== undefined && facts.estimatedCost > threshold) {
     reasons.push(`estimated cost ${facts.estimatedCost} is above the threshold of ${threshold}`);
   }
-  if (triggers.first_invocation && facts.priorCallsByUser === 0) {
+  if (triggers.first_invocation && facts.calledBefore === false) {
     reasons.push("first call by this user to this agent");
   }
   if (triggers.environments?.includes(facts.environment)) {
