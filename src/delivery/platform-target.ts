@@ -46,7 +46,7 @@ export function noticeOf(row: InvocationRow, publicUrl: string): InvocationNotic
     externalUser: row.externalUserEmail ?? row.externalUserId,
     createdAt: row.createdAt,
     completedAt: row.completedAt ?? row.createdAt,
-    dashboardUrl: `${publicUrl}/invocations/${row.id}`,
+    dashboardUrl: `${publicUrl}/lineage/${row.id}`,
   };
 }
 
@@ -141,7 +141,7 @@ export class PlatformDeliveryTarget implements DeliveryTarget {
       externalUser: null,
       createdAt: alert.firedAt,
       completedAt: alert.firedAt,
-      dashboardUrl: `${this.context.publicUrl}/agents/${alert.agentId}`,
+      dashboardUrl: `${this.context.publicUrl}/managed/${alert.agentId}`,
     };
   }
 

@@ -267,4 +267,31 @@ describe("dashboard: governance and lineage", () => {
     },
     TEST_TIMEOUT,
   );
+
+  it(
+    "opens a call's page from the link its chat message carries",
+    async () => {
+      const slack = await startMockAgent(() => ({ body: "ok" }));
+      try {
+        const notifier = await registerAgent(t, others.url, {
+          name: "trip-notifier",
+          platform: "slack",
+          platform_config: { webhook_url: slack.url, channel: "#trips" },
+        });
+        const call = await invoke(notifier, ada, 200);
+        await expect.poll(() => slack.requests.length, WAIT).toBe(1);
+        const links = JSON.stringify(slack.requests[0]?.body).match(/https?:\/\/[^"\s]+/g) ?? [];
+        const link = links.find((url) => url.includes(call));
+        expect(link, `no link to ${call} in ${links.join(", ")}`).toBeDefined();
+
+        const page = await dashboard.signedInPage();
+        await page.goto(new URL(link as string).pathname);
+        await page.getByRole("heading", { name: `Trace of ${call}` }).waitFor(WAIT);
+        await page.context().close();
+      } finally {
+        await slack.close();
+      }
+    },
+    TEST_TIMEOUT,
+  );
 });

@@ -101,6 +101,8 @@ describe("alerts", () => {
       expect(body).toContain(alert.id);
       expect(body).toContain(agent.agent.name);
       expect(body).toContain("queue_depth");
+      // The message links to the managed agent's page on the dashboard.
+      expect(JSON.parse(body).data.dashboard_url).toMatch(new RegExp(`/managed/${agent.id}$`));
     });
     it("an error-rate rule fires above the share of errors in its window and clears below", async () => {
       const agent = await registerByHand(api);

@@ -98,7 +98,7 @@ export function notice(overrides: Partial<InvocationNotice> = {}): InvocationNot
     externalUser: "ada@example.com",
     createdAt: new Date("2026-03-01T11:59:58.766Z"),
     completedAt: new Date("2026-03-01T12:00:00.000Z"),
-    dashboardUrl: "https://steward.example.com/invocations/inv_01jc7s3bz8m0v4kx2g6wq9hfre",
+    dashboardUrl: "https://steward.example.com/lineage/inv_01jc7s3bz8m0v4kx2g6wq9hfre",
     ...overrides,
   };
 }

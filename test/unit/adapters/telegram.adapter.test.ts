@@ -153,7 +153,7 @@ describe("telegram message", () => {
       inline_keyboard: [[{ text: "Open in Steward", url: NOTICES.success.dashboardUrl }]],
     });
     for (const dashboardUrl of [
-      "http://localhost:8080/invocations/i",
+      "http://localhost:8080/lineage/i",
       "http://127.0.0.1/i",
       "http://[::1]/i",
     ]) {
