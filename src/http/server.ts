@@ -61,6 +61,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // The API takes JSON bodies only: plain text is refused with 415, as every other type
+  // is, rather than reaching validation as a string.
+  app.removeContentTypeParser("text/plain");
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);

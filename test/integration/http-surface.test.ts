@@ -65,3 +65,19 @@ describe("OpenAPI", () => {
     expect(response.headers["content-type"]).toContain("text/html");
   });
 });
+
+describe("request bodies", () => {
+  it.each(["text/plain", "application/xml", "application/x-www-form-urlencoded"])(
+    "refuses a body sent as %s with 415",
+    async (contentType) => {
+      const response = await t.request({
+        method: "POST",
+        url: "/api/v1/api-keys",
+        headers: { "content-type": contentType },
+        payload: JSON.stringify({ name: "ci", role: "developer" }),
+      });
+      expect(response.statusCode, response.body).toBe(415);
+      expect(response.json().error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+    },
+  );
+});
