@@ -159,6 +159,7 @@ export async function createSteward(
       retryDelaysMs: config.delivery.retryDelaysMs,
       pauseAfterMs: config.delivery.pauseAfterMs,
       timeoutMs: config.delivery.timeoutMs,
+      leases,
     });
     const wakeWorker = () => worker.wake();
     const invocationOutbox = new InvocationOutbox(deliveries, webhookEvents, ADAPTERS, wakeWorker);

@@ -261,6 +261,7 @@ export const deliveries = pgTable("deliveries", {
   createdAt: createdAt(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+  parked: boolean("parked").notNull().default(false),
 });
 
 export const deliveryAttempts = pgTable(

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { and, asc, desc, eq, gte, inArray, lte, ne, type SQL, sql } from "drizzle-orm";
 import type { Db, DbOrTx } from "../db/database.js";
 import { selectRows } from "../db/paginate.js";
@@ -19,6 +20,7 @@ import {
   recordAttempts,
 } from "./attempt-recorder.js";
 import { ENDPOINT_KEY, endpointOf } from "./endpoint-key.js";
+import { parkPaused, unparkEndpoints, unparkResumed } from "./parked-deliveries.js";
 
 /** This worker's claim on a delivery was taken over (redelivered, or its lease ran out). */
 export class StaleClaimError extends Error {
@@ -26,6 +28,18 @@ export class StaleClaimError extends Error {
     super(`the claim on delivery ${deliveryId} is no longer held`);
     this.name = "StaleClaimError";
   }
+}
+
+/**
+ * How often claims look for paused endpoints' deliveries to park while they find none:
+ * with some endpoint paused, looking costs a read of up to PARK_SCAN due rows, too much
+ * for every claim of a busy worker. While they find some, every claim looks.
+ */
+const PARK_EVERY_MS = 500;
+
+export interface DeliveryStoreOptions {
+  /** Overrides PARK_EVERY_MS (tests look on every claim). */
+  parkEveryMs?: number;
 }
 
 export interface DeliveryFilters {
@@ -39,12 +53,17 @@ export interface DeliveryFilters {
 /** The outbox: rows written with the change they report, claimed by workers, and their attempt log. */
 export class DeliveryStore {
   private readonly attempts: TickBatcher<FinishedAttempt, RecordedAttempt>;
+  private readonly parkEveryMs: number;
+  /** When a claim last looked for deliveries to park (performance.now()), and whether it parked any. */
+  private lastParking = { at: Number.NEGATIVE_INFINITY, parked: 0 };
 
   constructor(
     private readonly db: Db,
     private readonly leaseMs: number,
+    options: DeliveryStoreOptions = {},
   ) {
     this.attempts = new TickBatcher((batch) => recordAttempts(db, batch));
+    this.parkEveryMs = options.parkEveryMs ?? PARK_EVERY_MS;
   }
 
   /** Queues an invocation's result for its agent's platform, inside the invocation's transaction. */
@@ -116,6 +135,8 @@ export class DeliveryStore {
    * `perEndpoint` less what it has there. A row whose worker died is due again once its
    * lease has run out. Due rows and expired leases are looked up apart, each along its
    * own index, so a claim costs the rows it looks at rather than the whole backlog.
+   * Paused endpoints' due rows are parked first (see parkPaused), or they would sit at
+   * the front of the due index and every claim would read through them.
    */
   async claim(
     limit: number,
@@ -140,6 +161,10 @@ export class DeliveryStore {
       await tx.execute(
         sql`SELECT set_config('enable_bitmapscan', 'off', true), set_config('synchronous_commit', 'off', true)`,
       );
+      const now = performance.now();
+      if (this.lastParking.parked > 0 || now - this.lastParking.at >= this.parkEveryMs) {
+        this.lastParking = { at: now, parked: await parkPaused(tx) };
+      }
       return tx
         .update(deliveries)
         .set({
@@ -151,7 +176,7 @@ export class DeliveryStore {
         .where(sql`${deliveries.id} IN (
           WITH due AS (
             SELECT id, next_attempt_at, ${ENDPOINT_KEY} AS endpoint FROM deliveries
-             WHERE status IN ('pending', 'failed') AND next_attempt_at <= now() AND ${open}
+             WHERE status IN ('pending', 'failed') AND NOT parked AND next_attempt_at <= now() AND ${open}
              ORDER BY next_attempt_at
              LIMIT ${window}
              FOR UPDATE SKIP LOCKED
@@ -215,7 +240,8 @@ export class DeliveryStore {
 
   /**
    * Puts deliveries back in the queue with a fresh set of attempts, and lifts the pause
-   * of their endpoints: someone has looked at it.
+   * of their endpoints: someone has looked at it. The endpoints' parked deliveries are
+   * due again too.
    */
   async requeue(organizationId: string, where: SQL | undefined): Promise<number> {
     return this.db.transaction(async (tx) => {
@@ -227,6 +253,7 @@ export class DeliveryStore {
           nextAttemptAt: new Date(),
           leaseUntil: null,
           updatedAt: new Date(),
+          parked: false,
         })
         .where(and(eq(deliveries.organizationId, organizationId), ne(deliveries.status, "delivering"), where))
         .returning({
@@ -238,9 +265,20 @@ export class DeliveryStore {
       const endpoints = [...new Set(requeued.map(endpointOf))];
       if (endpoints.length > 0) {
         await tx.delete(deliveryEndpoints).where(inArray(deliveryEndpoints.endpoint, endpoints));
+        // A statement of its own, after the pause is gone: it sees rows a claim parked and
+        // committed meanwhile. Rows a claim parks after it are unparked by unparkResumed.
+        await unparkEndpoints(tx, endpoints);
       }
       return requeued.length;
     });
+  }
+
+  /**
+   * Puts back in the queue the parked deliveries of endpoints no longer paused: lifted
+   * by a success, or while a claim was parking their rows. Answers how many.
+   */
+  unparkResumed(): Promise<number> {
+    return unparkResumed(this.db);
   }
 
   private where(organizationId: string, filters: DeliveryFilters): SQL | undefined {

@@ -1,6 +1,8 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { SecretDecryptionError } from "../crypto/secret-box.js";
+import type { DutyLeases } from "../db/duty-leases.js";
+import { PeriodicDuty } from "../db/periodic-duty.js";
 import type { DeliveryRow } from "../db/schema.js";
 import { isBlockedDestination } from "../invocation/address-guard.js";
 import type { DeliveryMetrics } from "../observability/metrics.js";
@@ -26,7 +28,13 @@ export interface DeliveryWorkerOptions {
   /** Requests out at once to one endpoint (default 4), so a slow platform cannot take every slot. */
   perEndpoint?: number;
   pollIntervalMs?: number;
+  /** Runs the release of parked deliveries (see DeliveryStore.unparkResumed) on one replica at a time. */
+  leases: DutyLeases;
+  /** How often that release runs (default 30 s). */
+  unparkIntervalMs?: number;
 }
+
+const UNPARK_DUTY = "parked delivery release";
 
 /**
  * Attempts sent but not yet written. Past this the worker claims nothing more and waits
@@ -77,19 +85,31 @@ export class DeliveryWorker {
   private readonly concurrency: number;
   private readonly perEndpoint: number;
   private readonly pollIntervalMs: number;
+  /**
+   * The safety net of parking: a success lifts a pause without unparking, and a claim may
+   * park rows of an endpoint whose pause a redelivery is lifting at that moment.
+   */
+  private readonly unparking: PeriodicDuty;
 
   constructor(private readonly options: DeliveryWorkerOptions) {
     this.concurrency = options.concurrency ?? 64;
     this.perEndpoint = options.perEndpoint ?? 4;
     this.pollIntervalMs = options.pollIntervalMs ?? 500;
+    this.unparking = new PeriodicDuty({
+      duty: UNPARK_DUTY,
+      leases: options.leases,
+      intervalMs: options.unparkIntervalMs ?? 30_000,
+      logger: options.logger,
+      pass: () => this.unparkResumed(),
+    });
   }
 
   start(): void {
     this.stopped = false;
     this.schedule(0);
+    this.unparking.start();
   }
 
-  /** Stops claiming and waits for the deliveries in flight. */
   /**
    * Claims nothing more and waits for deliveries under way, until `deadline`; one
    * unfinished then keeps its claim until the lease ends and is retried by another worker.
@@ -97,7 +117,7 @@ export class DeliveryWorker {
   async stop(deadline?: AbortSignal): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.ticking;
+    await Promise.all([this.unparking.stop(deadline), this.ticking]);
     await settledBefore(this.active, deadline);
   }
 
@@ -118,6 +138,17 @@ export class DeliveryWorker {
         if (!this.stopped) this.schedule(again ? 0 : this.pollIntervalMs);
       });
     }, delayMs);
+  }
+
+  private async unparkResumed(): Promise<void> {
+    const unparked = await this.options.store.unparkResumed();
+    if (unparked > 0) {
+      this.options.logger.info(
+        { count: unparked },
+        "resumed parked deliveries of endpoints no longer paused",
+      );
+      this.wake();
+    }
   }
 
   private async tick(): Promise<void> {

@@ -3,7 +3,8 @@ import type { DeliveryRow } from "../db/schema.js";
 
 /**
  * A delivery's endpoint — the agent's platform, a webhook subscription, or one call's
- * callback URL — paused and capped as one.
+ * callback URL — paused and capped as one. deliveries_parked_idx (migration 0011) indexes
+ * this very expression: a change here needs a migration rebuilding that index.
  */
 export const ENDPOINT_KEY = sql`CASE target WHEN 'platform' THEN 'agent:' || external_agent_id
   WHEN 'webhook' THEN 'webhook:' || subscription_id ELSE 'callback:' || invocation_id END`;

@@ -64,11 +64,18 @@ describe("a failing endpoint", () => {
     );
     expect(rows).toHaveLength(1);
 
-    // While paused, a new delivery waits instead of burning its attempts.
+    // While paused, a new delivery waits instead of burning its attempts: a claim parks it.
     healthy = true;
     const before = platform.requests.length;
     await invoke();
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    const parked = async () =>
+      (
+        await t.steward.database.pool.query(
+          "SELECT id FROM deliveries WHERE external_agent_id = $1 AND parked AND status = 'pending'",
+          [id],
+        )
+      ).rows as Array<{ id: string }>;
+    expect(await waitFor(parked, (rows) => rows.length === 1)).toHaveLength(1);
     const waiting = await list();
     expect(waiting.find((item) => item.id !== dead?.id)?.status).toBe("pending");
     expect(platform.requests.length).toBe(before);
