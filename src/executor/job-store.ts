@@ -1,5 +1,6 @@
 import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
+import { literalIn } from "../db/literal-in.js";
 import { selectPage } from "../db/paginate.js";
 import { type JobRow, jobDeadLetters, jobs } from "../db/schema.js";
 import { TickBatcher, type TickBatcherOptions } from "../db/tick-batcher.js";
@@ -287,7 +288,7 @@ export class JobStore {
       .from(jobs)
       .where(
         and(
-          eq(jobs.status, "running"),
+          literalIn(jobs.status, ["running"]),
           or(lt(jobs.leaseUntil, since), and(isNull(jobs.leaseUntil), lt(jobs.updatedAt, since))),
         ),
       )
@@ -299,7 +300,7 @@ export class JobStore {
     return this.db
       .select()
       .from(jobs)
-      .where(and(eq(jobs.source, source), inArray(jobs.status, ["queued", "running"])));
+      .where(and(eq(jobs.source, source), literalIn(jobs.status, ["queued", "running"])));
   }
 
   /** Clears every lease on unfinished jobs of `source`: only for a process that knows it is the only one. */
@@ -307,7 +308,7 @@ export class JobStore {
     await this.db
       .update(jobs)
       .set({ leaseUntil: null })
-      .where(and(eq(jobs.source, source), eq(jobs.status, "running")));
+      .where(and(eq(jobs.source, source), literalIn(jobs.status, ["running"])));
   }
 
   async deadLetter(letter: DeadLetter): Promise<void> {

@@ -2,6 +2,7 @@ import { and, asc, eq, exists, inArray, lt, ne, or } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
 import type { DutyLeases } from "../db/duty-leases.js";
+import { literalIn } from "../db/literal-in.js";
 import { PeriodicDuty } from "../db/periodic-duty.js";
 import { approvals, externalAgents, type InvocationRow, invocations } from "../db/schema.js";
 import { periodWindow } from "../governance/budget/budget-period.js";
@@ -56,9 +57,9 @@ export class AbandonedCallSweeper {
       .from(invocations)
       .where(
         or(
-          and(eq(invocations.status, "running"), lt(invocations.createdAt, cutoff)),
+          and(literalIn(invocations.status, ["running"]), lt(invocations.createdAt, cutoff)),
           and(
-            eq(invocations.status, "pending_approval"),
+            literalIn(invocations.status, ["pending_approval"]),
             exists(
               db
                 .select({ decided: approvals.id })

@@ -139,7 +139,7 @@ describe("parked deliveries", () => {
       );
       const plan = rows[0]?.["QUERY PLAN"][0]?.Plan;
       if (!plan) throw new Error("no plan");
-      const scans = scansOf(plan, "deliveries_due_idx");
+      const scans = scansOf(plan, "deliveries_due_unparked_idx");
       if (scans.length === 0) throw new Error("the claim did not walk the due index");
       return rowsRead(scans);
     } finally {
@@ -200,7 +200,7 @@ describe("parked deliveries", () => {
     const plan = rows[0]?.["QUERY PLAN"][0]?.Plan;
     if (!plan) throw new Error("no plan");
     // The scan is in the plan, under a one-time filter that is false: it never runs.
-    expect(scansOf(plan, "deliveries_due_idx").map((scan) => scan["Actual Loops"])).toEqual([0]);
+    expect(scansOf(plan, "deliveries_due_unparked_idx").map((scan) => scan["Actual Loops"])).toEqual([0]);
     expect(await parkedOf(up)).toEqual({ parked: 0, pending: true });
   });
 
