@@ -20,7 +20,7 @@ import {
   recordAttempts,
 } from "./attempt-recorder.js";
 import { ENDPOINT_KEY, endpointOf } from "./endpoint-key.js";
-import { parkPaused, unparkEndpoints, unparkResumed } from "./parked-deliveries.js";
+import { parkPaused, pausedEndpoint, unparkEndpoints, unparkResumed } from "./parked-deliveries.js";
 
 /** This worker's claim on a delivery was taken over (redelivered, or its lease ran out). */
 export class StaleClaimError extends Error {
@@ -146,8 +146,7 @@ export class DeliveryStore {
     if (limit <= 0) return [];
     const busy = sql`${JSON.stringify(Object.fromEntries(inFlight))}::jsonb`;
     // Paused endpoints wait; endpoints already at their cap here would only crowd out the others.
-    const open = sql`NOT EXISTS (
-        SELECT 1 FROM delivery_endpoints e WHERE e.endpoint = ${ENDPOINT_KEY} AND e.paused_at IS NOT NULL)
+    const open = sql`NOT ${pausedEndpoint(ENDPOINT_KEY)}
       AND coalesce((${busy} ->> ${ENDPOINT_KEY})::int, 0) < ${perEndpoint}`;
     const window = limit * 2;
     const claimed = await this.db.transaction(async (tx) => {

@@ -9,7 +9,11 @@ import { ENDPOINT_KEY } from "./endpoint-key.js";
  */
 export const PARK_SCAN = 5_000;
 
-const pausedEndpoint = (endpoint: SQL) => sql`EXISTS (
+/** Rows the release puts back per statement; it goes on until fewer are left. */
+const RELEASE_BATCH = 10_000;
+
+/** Whether the endpoint named by `endpoint` (an SQL expression) is paused now. */
+export const pausedEndpoint = (endpoint: SQL) => sql`EXISTS (
   SELECT 1 FROM delivery_endpoints e WHERE e.endpoint = ${endpoint} AND e.paused_at IS NOT NULL)`;
 
 /**
@@ -38,23 +42,33 @@ export async function parkPaused(tx: DbOrTx, scan = PARK_SCAN): Promise<number> 
   return parked.rowCount ?? 0;
 }
 
-/** Puts the parked deliveries of `endpoints` back in the due queue. Answers how many. */
-export async function unparkEndpoints(tx: DbOrTx, endpoints: readonly string[]): Promise<number> {
-  if (endpoints.length === 0) return 0;
-  const unparked = await tx.execute(sql`
+/** Puts the parked deliveries of `endpoints` back in the due queue. */
+export async function unparkEndpoints(tx: DbOrTx, endpoints: readonly string[]): Promise<void> {
+  if (endpoints.length === 0) return;
+  await tx.execute(sql`
     UPDATE deliveries SET parked = false
      WHERE parked AND ${ENDPOINT_KEY} = ANY (${sql.param(endpoints)}::text[])`);
-  return unparked.rowCount ?? 0;
 }
 
 /**
  * Puts back in the due queue every parked delivery whose endpoint is no longer paused:
  * the pause was lifted by a success, or a claim parked rows of an endpoint whose pause
- * was being lifted at that moment. Reads every parked row. Answers how many it unparked.
+ * was being lifted at that moment. Reads every parked row, in batches; rows another
+ * transaction holds (a redelivery, say) are left to it or to the next pass, so the
+ * release never waits on, or deadlocks with, one. Answers how many it unparked.
  */
 export async function unparkResumed(tx: DbOrTx): Promise<number> {
-  const unparked = await tx.execute(sql`
-    UPDATE deliveries SET parked = false
-     WHERE parked AND NOT ${pausedEndpoint(ENDPOINT_KEY)}`);
-  return unparked.rowCount ?? 0;
+  let total = 0;
+  for (;;) {
+    const unparked = await tx.execute(sql`
+      UPDATE deliveries SET parked = false
+       WHERE id IN (
+         SELECT id FROM deliveries
+          WHERE parked AND NOT ${pausedEndpoint(ENDPOINT_KEY)}
+          LIMIT ${RELEASE_BATCH}
+          FOR UPDATE SKIP LOCKED)`);
+    const count = unparked.rowCount ?? 0;
+    total += count;
+    if (count < RELEASE_BATCH) return total;
+  }
 }

@@ -11,7 +11,7 @@ import { ApiKeyService } from "../../src/auth/api-key.service.js";
 import { createAuthenticator } from "../../src/auth/authenticator.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
 import type { Db } from "../../src/db/database.js";
-import { type DeliveryRow, deliveries, externalAgents } from "../../src/db/schema.js";
+import { type DeliveryRow, deliveries, deliveryEndpoints, externalAgents } from "../../src/db/schema.js";
 import type { HttpSender } from "../../src/delivery/adapters/adapter.js";
 import type { OutboxEvent, PreparedDelivery } from "../../src/delivery/delivery-target.js";
 import { webhookRoutes } from "../../src/delivery/webhooks/webhook.routes.js";
@@ -277,6 +277,15 @@ describe("happy path", () => {
     const [sent, unsent] = await deliveriesOf(organizationId);
     if (!sent || !unsent) throw new Error("expected two deliveries");
     await db.update(deliveries).set({ status: "delivered" }).where(eq(deliveries.id, sent.id));
+    // Its endpoint had been paused, and a claim had parked the unsent delivery.
+    await db.insert(deliveryEndpoints).values({
+      endpoint: `webhook:${created.id}`,
+      organizationId,
+      failingSince: new Date(),
+      lastFailureAt: new Date(),
+      pausedAt: new Date(),
+    });
+    await db.update(deliveries).set({ parked: true }).where(eq(deliveries.id, unsent.id));
 
     const removed = await request({ method: "DELETE", url: `${WEBHOOKS}/${created.id}`, key });
     expect(removed.statusCode).toBe(204);
@@ -285,16 +294,30 @@ describe("happy path", () => {
 
     const after = await deliveriesOf(organizationId);
     expect(
-      after.map(({ id, status, subscriptionId, lastError }) => ({ id, status, subscriptionId, lastError })),
+      after.map(({ id, status, subscriptionId, lastError, parked }) => ({
+        id,
+        status,
+        subscriptionId,
+        lastError,
+        parked,
+      })),
     ).toEqual([
-      { id: sent.id, status: "delivered", subscriptionId: null, lastError: null },
+      { id: sent.id, status: "delivered", subscriptionId: null, lastError: null, parked: false },
       {
         id: unsent.id,
         status: "dead",
         subscriptionId: null,
         lastError: `webhook subscription ${created.id} was deleted`,
+        parked: false,
       },
     ]);
+    // The pause of an endpoint that is gone is gone too: nothing could ever lift it.
+    expect(
+      await db
+        .select()
+        .from(deliveryEndpoints)
+        .where(eq(deliveryEndpoints.endpoint, `webhook:${created.id}`)),
+    ).toEqual([]);
     expect(await auditEvents(created.id)).toEqual([
       { action: "webhook.created", details: { events: [COMPLETED], active: true } },
       { action: "webhook.deleted", details: { cancelled_deliveries: 1 } },

@@ -6,10 +6,11 @@ import { TtlCache } from "../../cache/ttl-cache.js";
 import type { SecretBox } from "../../crypto/secret-box.js";
 import type { Db, DbOrTx } from "../../db/database.js";
 import { selectRows } from "../../db/paginate.js";
-import { deliveries, webhookSubscriptions } from "../../db/schema.js";
+import { deliveries, deliveryEndpoints, webhookSubscriptions } from "../../db/schema.js";
 import { type FieldError, NotFoundError, ValidationError } from "../../errors.js";
 import { type Page, type PageRequest, toPage } from "../../http/pagination.js";
 import { newId } from "../../ids.js";
+import { webhookEndpoint } from "../endpoint-key.js";
 import {
   type CreateWebhookBody,
   DEFAULT_OVERLAP_SECONDS,
@@ -193,11 +194,15 @@ export class WebhookService implements ActiveSubscriptionSource {
           subscriptionId: null,
           lastError: `webhook subscription ${id} was deleted`,
           updatedAt: new Date(),
+          parked: false,
         })
         .where(and(eq(deliveries.subscriptionId, id), inArray(deliveries.status, UNSENT_STATUSES)))
         .returning({ id: deliveries.id });
       await tx.update(deliveries).set({ subscriptionId: null }).where(eq(deliveries.subscriptionId, id));
       await tx.delete(webhookSubscriptions).where(eq(webhookSubscriptions.id, id));
+      // A pause of an endpoint that is gone would never be lifted, and would keep the
+      // claims looking for deliveries to park.
+      await tx.delete(deliveryEndpoints).where(eq(deliveryEndpoints.endpoint, webhookEndpoint(id)));
       await recordAudit(tx, context, {
         organizationId,
         action: "webhook.deleted",
