@@ -29,8 +29,9 @@ export const STEWARD_ALLOCATOR = allocatorSettings();
 function allocatorSettings(): Record<string, string> {
   const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
   const start: string = manifest.scripts.start;
+  // NAME=${NAME:-default}: the default, as npm start uses it when the environment sets none.
   return Object.fromEntries(
-    [...start.matchAll(/\b(MALLOC_\w+)=(\S+)/g)].map(([, name, value]) => [name, value]),
+    [...start.matchAll(/\b(MALLOC_\w+)=\$\{\1:-([^}]+)\}/g)].map(([, name, value]) => [name, value]),
   );
 }
 

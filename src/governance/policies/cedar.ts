@@ -36,6 +36,10 @@ export interface CedarPolicy {
 }
 
 type CedarWasm = typeof import("@cedar-policy/cedar-wasm/nodejs");
+const require = createRequire(import.meta.url);
+// Resolved now, so that an installation without Cedar fails at start rather than on the
+// first Cedar policy.
+const CEDAR_MODULE = require.resolve("@cedar-policy/cedar-wasm/nodejs");
 let cedarWasm: CedarWasm | undefined;
 
 /**
@@ -44,7 +48,7 @@ let cedarWasm: CedarWasm | undefined;
  * build is CommonJS and compiles synchronously, so parsing and evaluation stay synchronous.
  */
 function cedar(): CedarWasm {
-  cedarWasm ??= createRequire(import.meta.url)("@cedar-policy/cedar-wasm/nodejs") as CedarWasm;
+  cedarWasm ??= require(CEDAR_MODULE) as CedarWasm;
   return cedarWasm;
 }
 
