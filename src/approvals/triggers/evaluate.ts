@@ -10,9 +10,10 @@ export interface TriggerFacts {
   input: string;
   /**
    * Whether this external user called this agent before (a call that ran or waits for
-   * approval), and how often within the rate window; undefined when the caller is anonymous.
+   * approval); undefined when the caller is anonymous or no rule asks.
    */
   calledBefore?: boolean;
+  /** How many such calls the user made within the rule's rate window; undefined likewise. */
   callsByUserInWindow?: number;
 }
 

@@ -24,7 +24,7 @@ export interface InvocationNotice {
   externalUser: string | null;
   createdAt: Date;
   completedAt: Date;
-  /** Link to the invocation in the dashboard (from STEWARD_PUBLIC_URL). */
+  /** Its page on the dashboard (from STEWARD_PUBLIC_URL): the call's trace, an approval, a managed agent. */
   dashboardUrl: string;
 }
 
