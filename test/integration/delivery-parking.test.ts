@@ -6,11 +6,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../src/db/database.js";
 import { DutyLeases } from "../../src/db/duty-leases.js";
 import * as schema from "../../src/db/schema.js";
-import type { AttemptRecord } from "../../src/delivery/attempt-recorder.js";
 import { DeliveryStore } from "../../src/delivery/delivery-store.js";
 import type { DeliveryTarget } from "../../src/delivery/delivery-target.js";
 import { DeliveryWorker } from "../../src/delivery/delivery-worker.js";
 import { parkPaused } from "../../src/delivery/parked-deliveries.js";
+import { DELIVERED } from "../helpers/attempts.js";
 import { until } from "../helpers/eventually.js";
 import { openTestDatabase } from "../helpers/schema.js";
 
@@ -148,15 +148,6 @@ describe("parked deliveries", () => {
     }
   }
 
-  const delivered: AttemptRecord = {
-    startedAt: new Date(),
-    durationMs: 3,
-    statusCode: 200,
-    outcome: "delivered",
-    error: null,
-    endpointFailure: false,
-  };
-
   it("parks a paused endpoint's backlog, and claims the open endpoint's deliveries behind it", async () => {
     const down = await agent("down");
     const up = await agent("up");
@@ -217,7 +208,7 @@ describe("parked deliveries", () => {
     expect(rows).toEqual([]);
     const claimed = await store.claim(64, 64, new Map());
     expect(claimed).toHaveLength(50);
-    await Promise.all(claimed.map((row) => store.recordAttempt(row, delivered, HOUR_MS)));
+    await Promise.all(claimed.map((row) => store.recordAttempt(row, DELIVERED, HOUR_MS)));
     const { rows: statuses } = await database.pool.query(
       "SELECT DISTINCT status FROM deliveries WHERE external_agent_id = $1",
       [down],
@@ -241,7 +232,7 @@ describe("parked deliveries", () => {
     expect((await parkedOf(still)).parked).toBe(10);
 
     // Its success lifts the pause; its parked deliveries wait for the release.
-    await store.recordAttempt(inFlight, delivered, HOUR_MS);
+    await store.recordAttempt(inFlight, DELIVERED, HOUR_MS);
     expect((await parkedOf(recovered)).parked).toBe(20);
     expect(await store.unparkResumed()).toBe(20);
     expect(await parkedOf(recovered)).toEqual({ parked: 0, pending: true });

@@ -4,6 +4,7 @@ import type { Database } from "../../src/db/database.js";
 import type { DeliveryRow } from "../../src/db/schema.js";
 import type { AttemptRecord } from "../../src/delivery/attempt-recorder.js";
 import { DeliveryStore, StaleClaimError } from "../../src/delivery/delivery-store.js";
+import { DELIVERED } from "../helpers/attempts.js";
 import { openTestDatabase } from "../helpers/schema.js";
 
 const LEASE_MS = 60_000;
@@ -75,14 +76,6 @@ describe("delivery store", () => {
     return rows[0]?.value;
   }
 
-  const delivered: AttemptRecord = {
-    startedAt: new Date(),
-    durationMs: 3,
-    statusCode: 200,
-    outcome: "delivered",
-    error: null,
-    endpointFailure: false,
-  };
   const unwell: AttemptRecord = {
     startedAt: new Date(),
     durationMs: 3,
@@ -147,8 +140,8 @@ describe("delivery store", () => {
         second.id,
       ]);
       const results = await Promise.allSettled([
-        store.recordAttempt(first, delivered, HOUR_MS),
-        store.recordAttempt(second, delivered, HOUR_MS),
+        store.recordAttempt(first, DELIVERED, HOUR_MS),
+        store.recordAttempt(second, DELIVERED, HOUR_MS),
         store.recordAttempt(third, { ...unwell, nextAttemptAt: undefined, outcome: "failed" }, HOUR_MS),
       ]);
       expect(results[0]).toMatchObject({
@@ -183,7 +176,7 @@ describe("delivery store", () => {
       ]);
       const [again] = await claimAll();
       if (!again) throw new Error("expected the delivery again");
-      await store.recordAttempt(again, delivered, HOUR_MS);
+      await store.recordAttempt(again, DELIVERED, HOUR_MS);
       const { rows } = await database.pool.query(
         "SELECT attempt, outcome FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
         [claim.id],
@@ -199,7 +192,7 @@ describe("delivery store", () => {
       const [platform] = await queue(agentId, 1);
       const [subscriber] = await queue(agentId, 1, "webhook");
       const claims = await claimAll();
-      await Promise.all(claims.map((claim) => store.recordAttempt(claim, delivered, HOUR_MS)));
+      await Promise.all(claims.map((claim) => store.recordAttempt(claim, DELIVERED, HOUR_MS)));
       const invocationOf = (id: string | undefined) => statusOf("deliveries", "invocation_id", id ?? "");
       expect(await statusOf("invocations", "webhook_delivery_status", await invocationOf(platform))).toBe(
         "delivered",
@@ -220,7 +213,7 @@ describe("delivery store", () => {
       if (!failing || !recovering) throw new Error("expected two claims");
       // The failure finishes after the success in the same batch: it starts a streak of its own.
       const [ok, failed] = await Promise.all([
-        store.recordAttempt(recovering, delivered, HOUR_MS),
+        store.recordAttempt(recovering, DELIVERED, HOUR_MS),
         store.recordAttempt(failing, unwell, 0),
       ]);
       expect(ok).toEqual({ status: "delivered", paused: false });
