@@ -36,9 +36,23 @@ async function untilReady(redis: Redis, url: string, timeoutMs = 5000): Promise<
   }
 }
 
-async function limiterAt(url: string, options: { failMode?: "open" | "closed"; wait?: boolean } = {}) {
+/**
+ * For tests of what is decided rather than of the store's timeout: on a loaded CI machine
+ * Redis can take longer than the limiter's 50 ms, and the call would fail open, degraded.
+ */
+const PATIENT = { timeoutMs: 5_000 };
+
+async function limiterAt(
+  url: string,
+  options: { failMode?: "open" | "closed"; wait?: boolean; timeoutMs?: number } = {},
+) {
   const redis = createRedisClient(url);
-  const limiter = new RedisRateLimiter({ redis, keyPrefix: PREFIX, failMode: options.failMode ?? "open" });
+  const limiter = new RedisRateLimiter({
+    redis,
+    keyPrefix: PREFIX,
+    failMode: options.failMode ?? "open",
+    timeoutMs: options.timeoutMs,
+  });
   opened.push(limiter);
   if (options.wait ?? true) await untilReady(redis, url);
   return { limiter, redis };
@@ -79,7 +93,7 @@ afterAll(async () => {
 
 describe("RedisRateLimiter against Redis", () => {
   it("allows exactly N calls in a window and refuses the next with the window's state", async () => {
-    const { limiter } = await limiterAt(REDIS_URL);
+    const { limiter } = await limiterAt(REDIS_URL, PATIENT);
     const key = freshKey();
     const spec: LimitSpec = { key, window: "minute", limit: 5 };
     expect(await burst(limiter, [spec], 5, T0 + 20_000)).toBe(5);
@@ -106,7 +120,7 @@ describe("RedisRateLimiter against Redis", () => {
   });
 
   it("counts nothing when one window of several is full", async () => {
-    const { limiter } = await limiterAt(REDIS_URL);
+    const { limiter } = await limiterAt(REDIS_URL, PATIENT);
     const agent: LimitSpec = { key: freshKey(), window: "hour", limit: 10 };
     const alice: LimitSpec = { key: freshKey("user"), window: "minute", limit: 2 };
     expect(await burst(limiter, [agent, alice], 5, T0)).toBe(2);
@@ -118,8 +132,8 @@ describe("RedisRateLimiter against Redis", () => {
   });
 
   it("shares counts between replicas: two limiters on separate connections", async () => {
-    const a = await limiterAt(REDIS_URL);
-    const b = await limiterAt(REDIS_URL);
+    const a = await limiterAt(REDIS_URL, PATIENT);
+    const b = await limiterAt(REDIS_URL, PATIENT);
     const spec: LimitSpec = { key: freshKey(), window: "minute", limit: 6 };
     for (let i = 0; i < 3; i++) {
       expect((await a.limiter.consume([spec], T0)).allowed).toBe(true);
@@ -130,7 +144,11 @@ describe("RedisRateLimiter against Redis", () => {
   });
 
   it("never lets concurrent replicas take more than the limit together", async () => {
-    const replicas = [await limiterAt(REDIS_URL), await limiterAt(REDIS_URL), await limiterAt(REDIS_URL)];
+    const replicas = [
+      await limiterAt(REDIS_URL, PATIENT),
+      await limiterAt(REDIS_URL, PATIENT),
+      await limiterAt(REDIS_URL, PATIENT),
+    ];
     const spec: LimitSpec = { key: freshKey(), window: "hour", limit: 25 };
     const decisions = await Promise.all(
       Array.from({ length: 90 }, (_, i) => replicas[i % replicas.length]?.limiter.consume([spec], T0)),
@@ -139,7 +157,7 @@ describe("RedisRateLimiter against Redis", () => {
   });
 
   it("follows the caller's clock: the window slides and recovers", async () => {
-    const { limiter } = await limiterAt(REDIS_URL);
+    const { limiter } = await limiterAt(REDIS_URL, PATIENT);
     const spec: LimitSpec = { key: freshKey(), window: "minute", limit: 10 };
     expect(await burst(limiter, [spec], 15, T0)).toBe(10);
     expect(await burst(limiter, [spec], 15, T0 + MINUTE)).toBe(0);
@@ -148,7 +166,7 @@ describe("RedisRateLimiter against Redis", () => {
   });
 
   it("keeps one key per window bucket, expiring after two windows", async () => {
-    const { limiter } = await limiterAt(REDIS_URL);
+    const { limiter } = await limiterAt(REDIS_URL, PATIENT);
     const key = freshKey();
     await limiter.consume([{ key, window: "hour", limit: 3 }], T0);
     const redisKey = `${PREFIX}ratelimit:${key}:hour:${T0 / (60 * MINUTE)}`;
@@ -159,7 +177,7 @@ describe("RedisRateLimiter against Redis", () => {
   });
 
   it("decides every call exactly as the memory limiter does", async () => {
-    const { limiter } = await limiterAt(REDIS_URL);
+    const { limiter } = await limiterAt(REDIS_URL, PATIENT);
     const step = fc.record({
       waitMs: fc.oneof(fc.constant(0), fc.nat(5_000), fc.nat(2 * 60 * MINUTE)),
       use: fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }),
@@ -189,7 +207,7 @@ describe("RedisRateLimiter against Redis", () => {
 
 describe("RedisRateLimiter with many calls in flight", () => {
   it("decides calls asked together exactly as the memory limiter decides them one after the other", async () => {
-    const { limiter } = await limiterAt(REDIS_URL);
+    const { limiter } = await limiterAt(REDIS_URL, PATIENT);
     const call = fc.record({
       waitMs: fc.oneof(fc.constant(0), fc.nat(30_000)),
       use: fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
@@ -225,7 +243,7 @@ describe("RedisRateLimiter with many calls in flight", () => {
   });
 
   it("sends the calls of one event-loop turn in few script calls", async () => {
-    const { limiter, redis } = await limiterAt(REDIS_URL);
+    const { limiter, redis } = await limiterAt(REDIS_URL, PATIENT);
     const scriptCalls = vi.spyOn(redis, "stewardRateLimitConsume");
     const spec: LimitSpec = { key: freshKey(), window: "minute", limit: 30 };
     const decisions = await Promise.all(Array.from({ length: 40 }, () => limiter.consume([spec], T0)));
