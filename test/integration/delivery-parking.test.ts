@@ -1,10 +1,14 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { pino } from "pino";
 import { Counter } from "prom-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Database } from "../../src/db/database.js";
+import { type Database, openDatabase } from "../../src/db/database.js";
 import { DutyLeases } from "../../src/db/duty-leases.js";
+import { runMigrations } from "../../src/db/migrate.js";
 import * as schema from "../../src/db/schema.js";
 import { DeliveryStore } from "../../src/delivery/delivery-store.js";
 import type { DeliveryTarget } from "../../src/delivery/delivery-target.js";
@@ -20,6 +24,61 @@ const HOUR_MS = 3_600_000;
 const BACKLOG = 3_000;
 
 /**
+ * Rows for the tests, written directly: agents of `org_a`, platform deliveries, pauses;
+ * and how many of an agent's deliveries wait parked.
+ */
+function rowsIn(database: () => Database) {
+  const pool = () => database().pool;
+  /** Batches queued so far: each batch's ids are its own. */
+  let batches = 0;
+
+  async function agent(name: string): Promise<string> {
+    const id = `agt_${name}`;
+    await pool().query(
+      `INSERT INTO external_agents (id, organization_id, name, platform, webhook_url, auth_type)
+       VALUES ($1, 'org_a', $1, 'slack', 'https://agent.example/invoke', 'none')`,
+      [id],
+    );
+    return id;
+  }
+
+  /** Queues `count` platform deliveries for `agentId`, due `agoMs` ago and a millisecond apart after that. */
+  async function queue(agentId: string, count: number, agoMs: number): Promise<string[]> {
+    batches++;
+    const { rows } = await pool().query<{ id: string }>(
+      `INSERT INTO deliveries (id, organization_id, target, event_type, external_agent_id, invocation_id, platform,
+                               next_attempt_at)
+       SELECT 'dlv_' || $1 || '_' || $4 || '_' || lpad(g::text, 5, '0'), 'org_a', 'platform',
+              'external_agent.invocation.completed', $1, 'inv_' || $1 || '_' || $4 || '_' || g, 'slack',
+              now() - make_interval(secs => $3::double precision / 1000) + g * interval '1 millisecond'
+         FROM generate_series(1, $2::int) AS g
+       RETURNING id`,
+      [agentId, count, agoMs, batches],
+    );
+    return rows.map((row) => row.id).sort();
+  }
+
+  async function pause(agentId: string): Promise<void> {
+    await pool().query(
+      "INSERT INTO delivery_endpoints (endpoint, organization_id, paused_at) VALUES ($1, 'org_a', now())",
+      [`agent:${agentId}`],
+    );
+  }
+
+  /** How many of the agent's unsent deliveries wait parked, and whether every one still says pending. */
+  async function parkedOf(agentId: string): Promise<{ parked: number; pending: boolean }> {
+    const { rows } = await pool().query<{ parked: number; pending: boolean }>(
+      `SELECT count(*) FILTER (WHERE parked)::int AS parked, coalesce(bool_and(status = 'pending'), true) AS pending
+         FROM deliveries WHERE external_agent_id = $1 AND status NOT IN ('delivering', 'delivered')`,
+      [agentId],
+    );
+    return rows[0] ?? { parked: 0, pending: true };
+  }
+
+  return { agent, queue, pause, parkedOf };
+}
+
+/**
  * A paused endpoint's waiting deliveries are parked out of the due index, so claims stop
  * reading through them, and are due again once the pause is lifted: by a redelivery at
  * once, by a success within one pass of the release duty.
@@ -29,8 +88,7 @@ describe("parked deliveries", () => {
   let store: DeliveryStore;
   /** The statements the store ran, as sent: the claim's is explained below. */
   const statements: Array<{ query: string; params: unknown[] }> = [];
-  /** Batches queued so far: each batch's ids are its own. */
-  let batches = 0;
+  const { agent, queue, pause, parkedOf } = rowsIn(() => database);
 
   beforeAll(async () => {
     database = await openTestDatabase();
@@ -50,49 +108,6 @@ describe("parked deliveries", () => {
       "TRUNCATE delivery_attempts, deliveries, delivery_endpoints, duty_leases, external_agents CASCADE",
     );
   });
-
-  async function agent(name: string): Promise<string> {
-    const id = `agt_${name}`;
-    await database.pool.query(
-      `INSERT INTO external_agents (id, organization_id, name, platform, webhook_url, auth_type)
-       VALUES ($1, 'org_a', $1, 'slack', 'https://agent.example/invoke', 'none')`,
-      [id],
-    );
-    return id;
-  }
-
-  /** Queues `count` platform deliveries for `agentId`, due `agoMs` ago and a millisecond apart after that. */
-  async function queue(agentId: string, count: number, agoMs: number): Promise<string[]> {
-    batches++;
-    const { rows } = await database.pool.query<{ id: string }>(
-      `INSERT INTO deliveries (id, organization_id, target, event_type, external_agent_id, invocation_id, platform,
-                               next_attempt_at)
-       SELECT 'dlv_' || $1 || '_' || $4 || '_' || lpad(g::text, 5, '0'), 'org_a', 'platform',
-              'external_agent.invocation.completed', $1, 'inv_' || $1 || '_' || $4 || '_' || g, 'slack',
-              now() - make_interval(secs => $3::double precision / 1000) + g * interval '1 millisecond'
-         FROM generate_series(1, $2::int) AS g
-       RETURNING id`,
-      [agentId, count, agoMs, batches],
-    );
-    return rows.map((row) => row.id).sort();
-  }
-
-  async function pause(agentId: string): Promise<void> {
-    await database.pool.query(
-      "INSERT INTO delivery_endpoints (endpoint, organization_id, paused_at) VALUES ($1, 'org_a', now())",
-      [`agent:${agentId}`],
-    );
-  }
-
-  /** How many of the agent's unsent deliveries wait parked, and whether every one still says pending. */
-  async function parkedOf(agentId: string): Promise<{ parked: number; pending: boolean }> {
-    const { rows } = await database.pool.query<{ parked: number; pending: boolean }>(
-      `SELECT count(*) FILTER (WHERE parked)::int AS parked, coalesce(bool_and(status = 'pending'), true) AS pending
-         FROM deliveries WHERE external_agent_id = $1 AND status NOT IN ('delivering', 'delivered')`,
-      [agentId],
-    );
-    return rows[0] ?? { parked: 0, pending: true };
-  }
 
   interface PlanNode {
     "Index Name"?: string;
@@ -315,5 +330,48 @@ describe("parked deliveries", () => {
     } finally {
       await worker.stop();
     }
+  });
+});
+
+/** The same statements on the embedded default's PGlite. */
+describe("parked deliveries on the embedded database", () => {
+  let database: Database;
+  let dataDir: string;
+  let store: DeliveryStore;
+  const { agent, queue, pause, parkedOf } = rowsIn(() => database);
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "steward-parking-"));
+    database = await openDatabase({ kind: "embedded", dataDir }, pino({ level: "silent" }));
+    await runMigrations(database.pool, database.schema);
+    await database.pool.query("INSERT INTO organizations (id, name) VALUES ('org_a', 'A')");
+    store = new DeliveryStore(database.db, LEASE_MS, { parkEveryMs: 0 });
+  });
+  afterAll(async () => {
+    await database?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("parks a paused endpoint's deliveries, claims the others, and resumes them on a redelivery or the release", async () => {
+    const down = await agent("down");
+    const up = await agent("up");
+    const waiting = await queue(down, 200, 2 * HOUR_MS);
+    const open = await queue(up, 3, HOUR_MS);
+    await pause(down);
+
+    expect((await store.claim(16, 4, new Map())).map((row) => row.id)).toEqual(open);
+    expect(await parkedOf(down)).toEqual({ parked: 200, pending: true });
+
+    expect(await store.requeue("org_a", eq(schema.deliveries.id, waiting[0] ?? ""))).toBe(1);
+    expect(await parkedOf(down)).toEqual({ parked: 0, pending: true });
+    expect(await store.claim(64, 64, new Map())).toHaveLength(64);
+
+    // Paused again, its rest parked; the pause lifted without a redelivery: the release.
+    await pause(down);
+    await store.claim(16, 4, new Map());
+    expect((await parkedOf(down)).parked).toBe(136);
+    await database.pool.query("DELETE FROM delivery_endpoints");
+    expect(await store.unparkResumed()).toBe(136);
+    expect(await parkedOf(down)).toEqual({ parked: 0, pending: true });
   });
 });
