@@ -3,7 +3,6 @@ import type pg from "pg";
 import type { SealedSecret } from "../agents/credentials.js";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { DbOrTx } from "../db/database.js";
-import * as schema from "../db/schema.js";
 import { SEALED_TABLES, type SealedTable } from "./sealed-columns.js";
 import { type SecretBox, SecretDecryptionError } from "./secret-box.js";
 
@@ -188,7 +187,7 @@ async function writeBatch(
 ): Promise<Row[]> {
   const conflicts: Row[] = [];
   const client = await pool.connect();
-  const audit = drizzle(client, { schema });
+  const audit = drizzle(client);
   let broken: Error | undefined;
   try {
     await client.query("BEGIN");

@@ -3,10 +3,14 @@ import pg from "pg";
 import type { Logger } from "pino";
 import type { DatabaseConfig } from "../config.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
-import * as schema from "./schema.js";
 import { preparingClient, StatementCache } from "./statement-cache.js";
 
-export type Db = NodePgDatabase<typeof schema>;
+/**
+ * Without a schema bound: Steward builds its queries itself and never uses Drizzle's
+ * relational `db.query` API, whose builders would otherwise be made for every table at
+ * the start of every transaction.
+ */
+export type Db = NodePgDatabase;
 /** A database handle or an open transaction: services accept either. */
 export type DbOrTx = Db | Parameters<Parameters<Db["transaction"]>[0]>[0];
 
@@ -70,7 +74,7 @@ function wrap(
     client.on("error", (error) => logger.warn({ err: error }, "database connection lost mid-query")),
   );
   return {
-    db: drizzle(pool, { schema }),
+    db: drizzle(pool),
     pool,
     kind,
     schema: schemaName,

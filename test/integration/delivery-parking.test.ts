@@ -93,7 +93,6 @@ describe("parked deliveries", () => {
   beforeAll(async () => {
     database = await openTestDatabase();
     const traced = drizzle(database.pool, {
-      schema,
       logger: { logQuery: (query, params) => statements.push({ query, params }) },
     });
     // Parking on every claim, so each claim here behaves the same whatever the clock says.
@@ -266,7 +265,7 @@ describe("parked deliveries", () => {
     const claiming = await database.pool.connect();
     try {
       await claiming.query("BEGIN");
-      expect(await parkPaused(drizzle(claiming, { schema }))).toBe(40);
+      expect(await parkPaused(drizzle(claiming))).toBe(40);
       expect(await store.requeue("org_a", eq(schema.deliveries.id, dead ?? ""))).toBe(1);
       await claiming.query("COMMIT");
     } finally {
