@@ -80,6 +80,8 @@ export async function callA2a(
   return { ...judged.done, attempts: sent.attempts };
 }
 
+const ACCEPTED_OUTPUT_MODES = ["text/plain", "application/json"];
+
 function messageSend(payload: InvocationPayload, traceparent: string | undefined, messageId: string) {
   const parts: unknown[] = [{ kind: "text", text: payload.input }];
   if (Object.keys(payload.context).length > 0) parts.push({ kind: "data", data: payload.context });
@@ -92,7 +94,9 @@ function messageSend(payload: InvocationPayload, traceparent: string | undefined
   return rpc(messageId, "message/send", {
     // The caller's metadata travels as it does in a webhook body; Steward's own key wins a clash.
     message: { kind: "message", messageId, role: "user", parts, metadata: { ...payload.metadata, steward } },
-    configuration: { blocking: true },
+    // What Steward reads back: text parts and data parts. Optional in A2A 0.3, but servers
+    // built on 0.2's types (pydantic's FastA2A) refuse a configuration without it.
+    configuration: { blocking: true, acceptedOutputModes: ACCEPTED_OUTPUT_MODES },
   });
 }
 

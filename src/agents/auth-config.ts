@@ -1,4 +1,7 @@
 import Type from "typebox";
+import { signingSecretProblem } from "../crypto/webhook-signer.js";
+import type { FieldError } from "../errors.js";
+import { configuredHeaderProblems, headerValueProblem } from "../http/outbound-headers.js";
 import type { AuthType } from "./agent-kinds.js";
 import { type ConfigSpec, HEADER_NAME_PATTERN } from "./config-schema.js";
 
@@ -34,11 +37,13 @@ export const AUTH_CONFIG_SPECS: Record<AuthType, ConfigSpec> = {
     ),
     secretPaths: ["key"],
     urlFields: [],
+    refine: (config) => sentAsHeader(config, "key"),
   },
   bearer_token: {
     schema: Type.Object({ token: secret("Sent as Authorization: Bearer <token>") }, strict),
     secretPaths: ["token"],
     urlFields: [],
+    refine: (config) => sentAsHeader(config, "token"),
   },
   basic: {
     schema: Type.Object(
@@ -58,6 +63,10 @@ export const AUTH_CONFIG_SPECS: Record<AuthType, ConfigSpec> = {
     ),
     secretPaths: ["secret"],
     urlFields: [],
+    refine: (config) => {
+      const problem = signingSecretProblem(config.secret as string);
+      return problem === undefined ? [] : [{ field: "secret", message: problem }];
+    },
   },
   custom: {
     schema: Type.Object(
@@ -73,6 +82,13 @@ export const AUTH_CONFIG_SPECS: Record<AuthType, ConfigSpec> = {
     ),
     secretPaths: ["headers.*"],
     urlFields: [],
+    refine: (config) => configuredHeaderProblems(config.headers as Record<string, string>, "headers"),
   },
   none: { schema: Type.Object({}, strict), secretPaths: [], urlFields: [] },
 };
+
+/** A credential sent as a header value must be one HTTP can carry. */
+function sentAsHeader(config: Record<string, unknown>, field: string): FieldError[] {
+  const problem = headerValueProblem(config[field] as string);
+  return problem === undefined ? [] : [{ field, message: problem }];
+}

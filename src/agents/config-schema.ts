@@ -13,6 +13,11 @@ export interface ConfigSpec {
   secretPaths: readonly string[];
   /** Fields holding URLs that Steward will call. */
   urlFields: readonly string[];
+  /**
+   * Checks the schema cannot express — values the platform or HTTP is known to refuse —
+   * run once the schema passes, with fields named relative to the config.
+   */
+  refine?: (config: Record<string, unknown>) => FieldError[];
 }
 
 /** An HTTP header name (an RFC 9110 token). */
@@ -45,6 +50,9 @@ export function validateConfig(
     if (typeof url !== "string" || keptFields.has(field)) continue;
     const problem = httpUrlProblem(url);
     if (problem) errors.push({ field: `${prefix}.${field}`, message: problem });
+  }
+  for (const problem of spec.refine?.(config) ?? []) {
+    if (!keptFields.has(problem.field)) errors.push({ ...problem, field: `${prefix}.${problem.field}` });
   }
   return errors;
 }

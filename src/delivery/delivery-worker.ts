@@ -5,6 +5,7 @@ import type { DutyLeases } from "../db/duty-leases.js";
 import { PeriodicDuty } from "../db/periodic-duty.js";
 import type { DeliveryRow } from "../db/schema.js";
 import { isBlockedDestination } from "../invocation/address-guard.js";
+import { isUnsendableRequest, transportErrorCode } from "../invocation/http-exchange.js";
 import type { DeliveryMetrics } from "../observability/metrics.js";
 import { settledBefore } from "../shutdown.js";
 import { type DeliveryOutcome, type HttpSender, PlatformConfigError } from "./adapters/adapter.js";
@@ -55,12 +56,12 @@ function failureOf(error: unknown, timeoutMs: number): DeliveryOutcome {
   if (name === "TimeoutError" || name === "AbortError") {
     return { delivered: false, retryable: true, error: `no answer within ${timeoutMs} ms` };
   }
-  const code = (error as { code?: string }).code;
-  return {
-    delivered: false,
-    retryable: true,
-    error: `network error${typeof code === "string" ? ` (${code})` : ""}`,
-  };
+  const code = transportErrorCode(error);
+  // A header value undici refuses, say: the same request would be refused again.
+  if (isUnsendableRequest(code)) {
+    return { delivered: false, retryable: false, error: `request could not be sent (${code})` };
+  }
+  return { delivered: false, retryable: true, error: `network error (${code})` };
 }
 
 /**

@@ -9,7 +9,13 @@ import { retryAfterMs } from "../http/retry-after.js";
 import { closeBefore } from "../shutdown.js";
 import { STEWARD_VERSION } from "../version.js";
 import { type AddressGuard, createGuardedAgent, isBlockedDestination } from "./address-guard.js";
-import { decodeBody, ResponseTooLargeError, readCappedBody, transportErrorCode } from "./http-exchange.js";
+import {
+  decodeBody,
+  isUnsendableRequest,
+  ResponseTooLargeError,
+  readCappedBody,
+  transportErrorCode,
+} from "./http-exchange.js";
 import {
   type AppliedAuth,
   AuthConfigError,
@@ -99,9 +105,6 @@ const BLOCKED_MESSAGE = "destination refused by the SSRF guard";
 
 /** How long the best-effort A2A `tasks/cancel`, sent after the deadline, may take. */
 const LATE_REQUEST_TIMEOUT_MS = 2_000;
-
-/** undici errors that mean the request itself is malformed: sending it again changes nothing. */
-const REQUEST_BUILD_ERRORS = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_NOT_SUPPORTED"]);
 
 export class AgentClient {
   readonly #dispatcher: Agent;
@@ -323,7 +326,7 @@ function judgeError(error: unknown, status: number | undefined, signal: AbortSig
   if (error instanceof TokenRequestError)
     return { ...failure, error: error.message, retryable: error.retryable };
   const code = transportErrorCode(error);
-  if (REQUEST_BUILD_ERRORS.has(code) || code.startsWith("ERR_")) {
+  if (isUnsendableRequest(code)) {
     return { ...failure, error: `request could not be sent (${code})`, retryable: false };
   }
   return { ...failure, error: `network error (${code})`, retryable: true };

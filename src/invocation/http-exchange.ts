@@ -57,6 +57,14 @@ export function decodeBody(bytes: Buffer, contentType: string | string[] | undef
  * UND_ERR_SOCKET…) or its class name. Messages are left out on purpose: they can quote
  * URLs, and delivery URLs are secrets.
  */
+/** undici errors that mean the request itself is malformed: sending it again changes nothing. */
+const REQUEST_BUILD_ERRORS = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_NOT_SUPPORTED"]);
+
+/** Whether a transport error code says the request could not be built (Node's own ERR_… too). */
+export function isUnsendableRequest(code: string): boolean {
+  return REQUEST_BUILD_ERRORS.has(code) || code.startsWith("ERR_");
+}
+
 export function transportErrorCode(error: unknown): string {
   if (typeof error === "object" && error !== null) {
     const { code } = error as { code?: unknown };

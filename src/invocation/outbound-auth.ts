@@ -1,7 +1,9 @@
-import { Webhook } from "standardwebhooks";
+import type { Webhook } from "standardwebhooks";
 import { type Dispatcher, request } from "undici";
 import type { AuthType } from "../agents/agent-kinds.js";
 import { httpUrlProblem } from "../agents/http-url.js";
+import { webhookSigner } from "../crypto/webhook-signer.js";
+import { FRAMING_HEADERS } from "../http/outbound-headers.js";
 import { isBlockedDestination } from "./address-guard.js";
 import { decodeBody, ResponseTooLargeError, readCappedBody, transportErrorCode } from "./http-exchange.js";
 
@@ -60,19 +62,6 @@ export interface AppliedAuth {
   /** oauth2 only: forgets the token just used, after the agent rejected it with 401. */
   discardToken?: () => void;
 }
-
-/** Headers that frame the request; undici refuses some, and none is a credential or a setting. */
-export const FRAMING_HEADERS = new Set([
-  "connection",
-  "content-length",
-  "expect",
-  "host",
-  "keep-alive",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 /** Credentials for one request, as the agent's auth type prescribes. */
 export async function applyOutboundAuth(req: OutboundAuthRequest, io: OutboundAuthIO): Promise<AppliedAuth> {
@@ -160,9 +149,7 @@ export function standardWebhookHeaders(
 ): Record<string, string> {
   let webhook: Webhook;
   try {
-    webhook = secret.startsWith("whsec_")
-      ? new Webhook(secret)
-      : new Webhook(Buffer.from(secret, "utf8"), { format: "raw" });
+    webhook = webhookSigner(secret);
   } catch {
     throw new AuthConfigError("secret", "is not a valid whsec_ secret");
   }

@@ -13,6 +13,7 @@ import { type RestartableNatsServer, startRestartableNatsServer } from "../helpe
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../helpers/services.js";
 import { type StewardProcess, startStewardServer, stewardEnvironment } from "../helpers/steward-process.js";
 import {
+  botTokenCanary,
   type Canary,
   dumpSchemaData,
   newCanary,
@@ -40,7 +41,7 @@ const CANARY = {
   bearer: newCanary("bearer token"),
   slackUrl: newCanary("Slack webhook URL"),
   apiKey: newCanary("API key, kept by PATCH with its mask"),
-  telegramToken: newCanary("Telegram bot token"),
+  telegramToken: botTokenCanary("Telegram bot token"),
   basicPassword: newCanary("basic auth password", basicCredentials),
   discordUrl: newCanary("Discord webhook URL"),
   clientSecret: newCanary("OAuth2 client secret"),
@@ -246,7 +247,7 @@ describe("secret leaks", () => {
           token_url: `${agentsBase}/token`,
         },
         platform: "notion",
-        platform_config: { token: CANARY.notionToken.value, database_id: "db-1" },
+        platform_config: { token: CANARY.notionToken.value, database_id: "a8aec43384f447ed84390e8e42c2e089" },
       },
       hmac: {
         webhook_url: `${agentsBase}/hmac`,

@@ -28,6 +28,12 @@ export function newCanary(label: string, ...derived: Array<(value: string) => st
   return { label, value, spellings: [value, ...derived.map((derive) => derive(value))] };
 }
 
+/** A canary shaped as @BotFather's tokens are (`<bot id>:<secret>`), which registration checks. */
+export function botTokenCanary(label: string): Canary {
+  const value = `4242:${newCanary(label).value}`;
+  return { label, value, spellings: [value] };
+}
+
 /** How often `needle` occurs in `text`, without overlaps. */
 export function occurrences(text: string, needle: string): number {
   let count = 0;

@@ -53,7 +53,7 @@ describe("invoking an A2A agent", () => {
       jsonrpc: "2.0",
       method: "message/send",
       params: {
-        configuration: { blocking: true },
+        configuration: { blocking: true, acceptedOutputModes: ["text/plain", "application/json"] },
         message: {
           kind: "message",
           role: "user",

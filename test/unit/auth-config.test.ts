@@ -198,6 +198,23 @@ describe("auth_config validation", () => {
     });
   });
 
+  describe("values no request could carry", () => {
+    it.each(["whsec_abc", "whsec_!!!!", "whsec_"])("refuses the hmac secret %j, naming it", (secret) => {
+      const problems = validate("hmac", { secret });
+      expect(problems.map((problem) => problem.field)).toEqual(["auth_config.secret"]);
+      expect(problems[0]?.message).toMatch(/whsec_/);
+    });
+
+    it.each([
+      ["api_key", { key: "line\nbreak" }, "auth_config.key"],
+      ["bearer_token", { token: "t\r\nX-Injected: 1" }, "auth_config.token"],
+      ["custom", { headers: { "X-Token": "caf\u20ac" } }, "auth_config.headers.X-Token"],
+      ["custom", { headers: { Host: "agent.example.com" } }, "auth_config.headers.Host"],
+    ] as const)("refuses a %s config that cannot be sent as a header: %j", (type, config, field) => {
+      expect(fieldsOf(type, config)).toEqual([field]);
+    });
+  });
+
   describe("secret fields are the ones stored encrypted", () => {
     it.each([
       ["oauth2", ["client_secret"]],

@@ -136,7 +136,7 @@ describe("platform_config validation", () => {
     it("accepts any integer chat id", () => {
       fc.assert(
         fc.property(fc.maxSafeInteger(), (chatId) => {
-          expect(validate("telegram", { bot_token: "t", chat_id: chatId })).toEqual([]);
+          expect(validate("telegram", { ...VALID.telegram, chat_id: chatId })).toEqual([]);
         }),
       );
     });
@@ -178,12 +178,47 @@ describe("platform_config validation", () => {
       expect(fieldsOf("custom_http", { headers })).toEqual(["platform_config.headers"]);
     });
 
-    // BUG (src/agents/platform-config.ts, `custom_http.headers`): same as auth custom
-    // headers — names not matching the header-name pattern are never checked.
     it("refuses a header name that is not an HTTP token", () => {
       expect(fieldsOf("custom_http", { headers: { "X-A\r\nX-B": "v" } })).toEqual([
         "platform_config.headers.X-A\r\nX-B",
       ]);
+    });
+
+    it.each([
+      ["Host", "steward.example.com"],
+      ["content-length", "12"],
+      ["X-Token", "two\nlines"],
+      ["X-Token", "caf\u20ac"],
+    ])("refuses %s = %j, which no delivery could send", (name, value) => {
+      const problems = validate("custom_http", { ...VALID.custom_http, headers: { [name]: value } });
+      expect(problems.map((problem) => problem.field)).toEqual([`platform_config.headers.${name}`]);
+      expect(JSON.stringify(problems)).not.toContain(value);
+    });
+
+    it("accepts Latin-1 text in a value", () => {
+      expect(validate("custom_http", { ...VALID.custom_http, headers: { "X-Team": "caf\u00e9" } })).toEqual(
+        [],
+      );
+    });
+  });
+
+  describe("values the platform is known to refuse", () => {
+    it.each([
+      ["discord", "username", "Discord alerts"],
+      ["discord", "username", "CLYDE"],
+      ["telegram", "bot_token", "not-a-token"],
+      ["telegram", "bot_token", "123456:abc/../../getMe"],
+      ["notion", "database_id", "https://www.notion.so/acme/a8aec43384f447ed84390e8e42c2e089"],
+      ["notion", "database_id", "db-1"],
+    ] as const)("%s refuses %s = %j, naming the field", (platform, field, value) => {
+      expect(fieldsOf(platform, { ...VALID[platform], [field]: value })).toEqual([
+        `platform_config.${field}`,
+      ]);
+    });
+
+    it("accepts a Notion id with its hyphens", () => {
+      const databaseId = "a8aec433-84f4-47ed-8439-0e8e42c2e089";
+      expect(validate("notion", { ...VALID.notion, database_id: databaseId })).toEqual([]);
     });
   });
 

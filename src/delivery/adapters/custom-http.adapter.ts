@@ -1,6 +1,7 @@
 import Type from "typebox";
 import { HEADER_NAME_PATTERN } from "../../agents/config-schema.js";
-import { AuthConfigError, FRAMING_HEADERS, standardWebhookHeaders } from "../../invocation/outbound-auth.js";
+import { configuredHeaderProblems } from "../../http/outbound-headers.js";
+import { AuthConfigError, standardWebhookHeaders } from "../../invocation/outbound-auth.js";
 import { type AdapterDefinition, type InvocationNotice, PlatformConfigError } from "./adapter.js";
 import { readConfig, STRICT, secret } from "./config-fields.js";
 import { readAnswer } from "./platform-answer.js";
@@ -27,6 +28,8 @@ const configSpec = {
   ),
   secretPaths: ["webhook_url", "headers.*"],
   urlFields: ["webhook_url"],
+  refine: (config: Record<string, unknown>) =>
+    configuredHeaderProblems((config.headers ?? {}) as Record<string, string>, "headers"),
 };
 
 export const CUSTOM_HTTP_EVENT = "external_agent.invocation.completed";
@@ -61,13 +64,10 @@ export const customHttpAdapter: AdapterDefinition = {
     const { webhook_url: url, headers = {} } = readConfig(configSpec, rawConfig);
     if (url === undefined)
       throw new PlatformConfigError("platform_config.webhook_url", "is not set: nothing to deliver to");
-    const extraHeaders: Record<string, string> = {};
-    for (const [name, value] of Object.entries(headers)) {
-      const lower = name.toLowerCase();
-      if (FRAMING_HEADERS.has(lower))
-        throw new PlatformConfigError(`platform_config.headers.${name}`, "is set by Steward itself");
-      extraHeaders[lower] = value;
-    }
+    // readConfig has refused framing headers and values HTTP cannot carry.
+    const extraHeaders = Object.fromEntries(
+      Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]),
+    );
     const { signingSecret } = context;
     const now = context.now ?? (() => new Date());
     const secrets = [url, ...Object.values(headers), ...(signingSecret === undefined ? [] : [signingSecret])];

@@ -1,8 +1,9 @@
 import Type from "typebox";
-import type { AdapterDefinition, InvocationNotice } from "./adapter.js";
+import type { AdapterDefinition, HttpAnswer, InvocationNotice } from "./adapter.js";
 import { readConfig, STRICT, secret, text } from "./config-fields.js";
 import { factsOf, headline, outputMarkdown, statusLabel, TONE_COLOURS, toneOf } from "./notice-text.js";
-import { readAnswer } from "./platform-answer.js";
+import { parseJson, readAnswer } from "./platform-answer.js";
+import { isShareableLink } from "./shareable-link.js";
 import { truncate } from "./truncate.js";
 
 /** Discord, through a channel webhook: one embed per notice. */
@@ -20,6 +21,11 @@ const configSpec = {
   ),
   secretPaths: ["webhook_url"],
   urlFields: ["webhook_url", "avatar_url"],
+  // https://discord.com/developers/docs/resources/webhook: names containing these are refused.
+  refine: (config: Record<string, unknown>) =>
+    typeof config.username === "string" && /discord|clyde/i.test(config.username)
+      ? [{ field: "username", message: 'must not contain "discord" or "clyde", which Discord refuses' }]
+      : [],
 };
 
 /** Discord refuses an embed past any of these (https://discord.com/developers/docs/resources/message#embed-object-embed-limits). */
@@ -36,7 +42,8 @@ export const DISCORD_LIMITS = {
 interface DiscordEmbed {
   title: string;
   description: string;
-  url: string;
+  /** The dashboard's page, when Discord takes it as a link (see isShareableLink). */
+  url?: string;
   color: number;
   fields: Array<{ name: string; value: string; inline: boolean }>;
   footer: { text: string };
@@ -73,7 +80,7 @@ export function discordMessage(
   const embed: DiscordEmbed = {
     title,
     description: output === "" ? status : `${status}\n\n${output}`,
-    url: notice.dashboardUrl,
+    ...(isShareableLink(notice.dashboardUrl) ? { url: notice.dashboardUrl } : {}),
     color: TONE_COLOURS[toneOf(notice.status)],
     fields,
     footer,
@@ -92,15 +99,59 @@ export const discordAdapter: AdapterDefinition = {
       ...(avatar_url === undefined ? {} : { avatar_url }),
     };
     const now = context.now ?? (() => new Date());
+    // Without wait=true Discord answers 204 before saving the message, and a message it
+    // then fails to save is lost without an error.
+    const target = new URL(url);
+    target.searchParams.set("wait", "true");
+    const waitingUrl = target.toString();
     return {
       format: (notice) => ({
-        url,
+        url: waitingUrl,
         headers: { "content-type": "application/json" },
         body: JSON.stringify(discordMessage(notice, identity)),
       }),
       async deliver(payload, send, timeoutMs) {
-        return readAnswer(await send(payload, timeoutMs), { platform: "Discord", secrets: [url], now });
+        return readAnswer(await send(payload, timeoutMs), {
+          platform: "Discord",
+          secrets: [url, waitingUrl],
+          now,
+          reasonOf: discordReason,
+          bodyRetryAfterMs: (answer) => {
+            const seconds = (parseJson(answer.body) as { retry_after?: unknown } | undefined)?.retry_after;
+            return typeof seconds === "number" && seconds >= 0 ? Math.ceil(seconds * 1000) : undefined;
+          },
+        });
       },
     };
   },
 };
+
+/**
+ * Discord's reason: its message with the first field its validation refused
+ * ("Invalid Form Body (embeds.0.url: Not a well formed URL.)"). Older API versions,
+ * which unversioned webhook URLs get, name only the fields: {"embeds": ["0"]}.
+ */
+function discordReason(answer: HttpAnswer): string | undefined {
+  const json = parseJson(answer.body);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
+  const { message, errors, code: _code, ...fields } = json as Record<string, unknown>;
+  if (typeof message !== "string") {
+    const names = Object.keys(fields);
+    return names.length > 0 ? `refused ${names.join(", ")}` : undefined;
+  }
+  const refused = firstFieldError(errors, "");
+  return refused === undefined ? message : `${message} (${refused})`;
+}
+
+/** The path and message of the first `_errors` entry in Discord's nested `errors` object. */
+function firstFieldError(errors: unknown, path: string): string | undefined {
+  if (typeof errors !== "object" || errors === null) return undefined;
+  const { _errors: own, ...children } = errors as Record<string, unknown>;
+  const first = Array.isArray(own) ? (own[0] as { message?: unknown } | undefined) : undefined;
+  if (typeof first?.message === "string") return path === "" ? first.message : `${path}: ${first.message}`;
+  for (const [key, child] of Object.entries(children)) {
+    const found = firstFieldError(child, path === "" ? key : `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}

@@ -13,12 +13,27 @@ import { truncate } from "./truncate.js";
 
 const configSpec = {
   schema: Type.Object(
-    { token: secret("Notion integration token"), database_id: text("Database results are written to") },
+    {
+      token: secret("Notion integration token"),
+      database_id: text("Id of the database results are written to: 32 hexadecimal digits"),
+    },
     STRICT,
   ),
   secretPaths: ["token"],
   urlFields: [],
+  refine: (config: Record<string, unknown>) =>
+    NOTION_ID.test(config.database_id as string)
+      ? []
+      : [
+          {
+            field: "database_id",
+            message: "must be the database's id, 32 hexadecimal digits with or without hyphens, not its URL",
+          },
+        ],
 };
+
+/** A Notion object id: a UUID, with or without its hyphens. */
+const NOTION_ID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /**
  * Pinned: the newest versions address databases by data source, and a page's shape
@@ -105,7 +120,13 @@ export const notionAdapter: AdapterDefinition = {
         body: JSON.stringify(notionPage(notice, databaseId)),
       }),
       async deliver(payload, send, timeoutMs) {
-        return readAnswer(await send(payload, timeoutMs), { platform: "Notion", secrets: [token], now });
+        return readAnswer(await send(payload, timeoutMs), {
+          platform: "Notion",
+          secrets: [token],
+          now,
+          // "conflict_error: … try again" (https://developers.notion.com/reference/status-codes)
+          alsoRetryable: [409],
+        });
       },
     };
   },

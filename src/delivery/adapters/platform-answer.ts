@@ -13,8 +13,24 @@ export interface AnswerRules {
   now: () => Date;
   /** For platforms whose 2xx can still be a refusal (Telegram's `ok: false`). */
   accepts?: (answer: HttpAnswer) => boolean;
+  /**
+   * For platforms whose 2xx can report that the message failed further on, with the
+   * status it failed with: legacy Teams connectors answer 200 with "…returned HTTP error
+   * 429…". That status decides whether a retry can help.
+   */
+  failureIn2xx?: (answer: HttpAnswer) => ReportedFailure | undefined;
+  /** Statuses besides 408, 429 and 5xx that the platform asks to retry (Notion's 409 conflict). */
+  alsoRetryable?: readonly number[];
+  /** The platform's reason, where its error bodies have their own shape. */
+  reasonOf?: (answer: HttpAnswer) => string | undefined;
   /** A wait the platform states in its body rather than in Retry-After. */
   bodyRetryAfterMs?: (answer: HttpAnswer) => number | undefined;
+}
+
+export interface ReportedFailure {
+  statusCode: number;
+  /** In the platform's words, quoted after redaction. */
+  reason: string;
 }
 
 const MAX_REASON_LENGTH = 200;
@@ -23,12 +39,22 @@ const MAX_REASON_LENGTH = 200;
 export function readAnswer(answer: HttpAnswer, rules: AnswerRules): DeliveryOutcome {
   const { statusCode } = answer;
   if (statusCode >= 200 && statusCode < 300) {
+    const failure = rules.failureIn2xx?.(answer);
+    if (failure !== undefined) {
+      const reason = truncate(redact(failure.reason, rules.secrets), MAX_REASON_LENGTH);
+      return {
+        delivered: false,
+        retryable: isRetryable(failure.statusCode, rules),
+        statusCode,
+        error: `${rules.platform} answered HTTP ${statusCode} reporting HTTP ${failure.statusCode}: ${reason}`,
+      };
+    }
     if (rules.accepts === undefined || rules.accepts(answer)) {
       return { delivered: true, retryable: false, statusCode };
     }
     return { delivered: false, retryable: false, statusCode, error: describe(answer, rules) };
   }
-  if (statusCode === 408 || statusCode === 429 || statusCode >= 500) {
+  if (isRetryable(statusCode, rules)) {
     const wait =
       retryAfterMs(answer.headers["retry-after"], rules.now().getTime()) ?? rules.bodyRetryAfterMs?.(answer);
     const outcome: DeliveryOutcome = {
@@ -46,6 +72,15 @@ export function readAnswer(answer: HttpAnswer, rules: AnswerRules): DeliveryOutc
   return { delivered: false, retryable: false, statusCode, error };
 }
 
+function isRetryable(statusCode: number, rules: AnswerRules): boolean {
+  return (
+    statusCode === 408 ||
+    statusCode === 429 ||
+    statusCode >= 500 ||
+    (rules.alsoRetryable?.includes(statusCode) ?? false)
+  );
+}
+
 /** A JSON answer body parsed, or undefined when it is not JSON. */
 export function parseJson(body: string): unknown {
   try {
@@ -56,7 +91,7 @@ export function parseJson(body: string): unknown {
 }
 
 function describe(answer: HttpAnswer, rules: AnswerRules): string {
-  const reason = reasonOf(answer);
+  const reason = (rules.reasonOf ?? reasonOf)(answer);
   const quoted =
     reason === undefined ? "" : `: ${truncate(redact(reason, rules.secrets), MAX_REASON_LENGTH)}`;
   return `${rules.platform} answered HTTP ${answer.statusCode}${quoted}`;
@@ -68,7 +103,7 @@ function describe(answer: HttpAnswer, rules: AnswerRules): string {
  * body is quoted only when it is a short code such as Slack's "invalid_payload", so
  * an HTML error page or an echoed URL never ends up in an error.
  */
-function reasonOf(answer: HttpAnswer): string | undefined {
+export function reasonOf(answer: HttpAnswer): string | undefined {
   const json = parseJson(answer.body);
   if (json === undefined) {
     const text = answer.body.trim();

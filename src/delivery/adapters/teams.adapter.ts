@@ -1,8 +1,13 @@
 import Type from "typebox";
-import { type AdapterDefinition, type InvocationNotice, PlatformConfigError } from "./adapter.js";
+import {
+  type AdapterDefinition,
+  type HttpAnswer,
+  type InvocationNotice,
+  PlatformConfigError,
+} from "./adapter.js";
 import { readConfig, STRICT, secret, text } from "./config-fields.js";
 import { factsOf, headline, outputText, type Tone, toneOf } from "./notice-text.js";
-import { readAnswer } from "./platform-answer.js";
+import { type ReportedFailure, readAnswer } from "./platform-answer.js";
 import { truncate } from "./truncate.js";
 
 /**
@@ -100,8 +105,26 @@ export const teamsAdapter: AdapterDefinition = {
         };
       },
       async deliver(payload, send, timeoutMs) {
-        return readAnswer(await send(payload, timeoutMs), { platform: "Teams", secrets: [url], now });
+        return readAnswer(await send(payload, timeoutMs), {
+          platform: "Teams",
+          secrets: [url],
+          now,
+          failureIn2xx: legacyConnectorFailure,
+        });
       },
     };
   },
 };
+
+/**
+ * A legacy Office 365 connector answers 200 even when Teams refused the message, with
+ * "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP
+ * error 429 …" as its body (success is the body "1"; Workflows answer 202). The status
+ * it names decides whether a retry can help; a failure naming none is retried.
+ */
+function legacyConnectorFailure(answer: HttpAnswer): ReportedFailure | undefined {
+  const body = answer.body.trim();
+  if (!/^webhook message delivery failed/i.test(body)) return undefined;
+  const named = /returned HTTP error (\d{3})/i.exec(body)?.[1];
+  return { statusCode: named === undefined ? 502 : Number(named), reason: body.replace(/\s+/g, " ") };
+}

@@ -3,6 +3,7 @@ import type { AdapterDefinition, HttpAnswer, InvocationNotice } from "./adapter.
 import { readConfig, STRICT, secret, text } from "./config-fields.js";
 import { durationText, headline, outputText, statusLabel } from "./notice-text.js";
 import { parseJson, readAnswer } from "./platform-answer.js";
+import { isShareableLink } from "./shareable-link.js";
 import { truncate } from "./truncate.js";
 
 /**
@@ -23,6 +24,11 @@ const configSpec = {
   ),
   secretPaths: ["bot_token"],
   urlFields: [],
+  // The token goes into the request path: nothing but its own characters may reach it.
+  refine: (config: Record<string, unknown>) =>
+    /^\d+:[\w-]+$/.test(config.bot_token as string)
+      ? []
+      : [{ field: "bot_token", message: "must be a token as @BotFather gives it: <bot id>:<secret>" }],
 };
 
 /** Telegram's limit for a message's text. Counted here before entity parsing, so it is never exceeded. */
@@ -72,21 +78,10 @@ export function telegramMessage(notice: InvocationNotice, chatId: number | strin
     text,
     parse_mode: "MarkdownV2",
     link_preview_options: { is_disabled: true },
-    ...(buttonAllowed(notice.dashboardUrl)
+    ...(isShareableLink(notice.dashboardUrl)
       ? { reply_markup: { inline_keyboard: [[{ text: "Open in Steward", url: notice.dashboardUrl }]] } }
       : {}),
   };
-}
-
-/** Telegram refuses a whole message whose button points at localhost, as a dev dashboard does. */
-function buttonAllowed(url: string): boolean {
-  const { hostname } = new URL(url);
-  return !(
-    hostname === "localhost" ||
-    hostname.endsWith(".localhost") ||
-    hostname.startsWith("127.") ||
-    hostname === "[::1]"
-  );
 }
 
 /** Every Bot API answer is JSON with `ok`; a 429 says how long to wait in `parameters.retry_after`. */

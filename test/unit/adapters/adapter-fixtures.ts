@@ -63,7 +63,8 @@ export const CONTEXT: AdapterContext = {
 /** Where each platform's request must go. */
 export const DESTINATIONS: Record<Platform, string> = {
   teams: CONFIGS.teams.webhook_url as string,
-  discord: CONFIGS.discord.webhook_url as string,
+  // Asked to confirm that the message was saved (see discord.adapter.ts).
+  discord: `${CONFIGS.discord.webhook_url as string}?wait=true`,
   slack: CONFIGS.slack.webhook_url as string,
   telegram: `https://telegram.test/bot${CONFIGS.telegram.bot_token as string}/sendMessage`,
   notion: "https://notion.test/v1/pages",
@@ -75,7 +76,8 @@ export const DESTINATIONS: Record<Platform, string> = {
 /** The body each platform confirms a delivery with. */
 export const CONFIRMATIONS: Record<Platform, string> = {
   teams: "",
-  discord: "",
+  // With wait=true, the message as saved.
+  discord: JSON.stringify({ id: "1234567890", type: 0, channel_id: "987654321" }),
   slack: "ok",
   telegram: JSON.stringify({ ok: true, result: { message_id: 1 } }),
   notion: JSON.stringify({ object: "page", id: "59833787-2cf9-4fdf-8782-e53db20768a5" }),

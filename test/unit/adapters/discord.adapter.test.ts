@@ -1,7 +1,8 @@
 import type { APIEmbed, RESTPostAPIWebhookWithTokenJSONBody } from "discord-api-types/v10";
 import { describe, expect, it } from "vitest";
 import { DISCORD_LIMITS, discordMessage } from "../../../src/delivery/adapters/discord.adapter.js";
-import { adapterFor, NOTICES, notice, parsedBody } from "./adapter-fixtures.js";
+import { ADAPTERS } from "../../../src/delivery/adapters/registry.js";
+import { adapterFor, CONFIGS, CONTEXT, fakeSender, NOTICES, notice, parsedBody } from "./adapter-fixtures.js";
 
 /** Discord's 6000 counts the title, description, field names and values, footer and author. */
 function embedSize(embed: APIEmbed): number {
@@ -112,5 +113,50 @@ describe("discord adapter", () => {
     expect(embed.fields?.find((field) => field.name === "Error")?.value.endsWith("…")).toBe(true);
     expect(embed.description).toMatch(/x…\n```$/);
     expect(embedSize(embed)).toBeGreaterThan(DISCORD_LIMITS.total - 10);
+  });
+
+  it("asks Discord to confirm the message was saved, keeping the URL's own query", () => {
+    const base = CONFIGS.discord.webhook_url as string;
+    expect(adapterFor("discord").format(NOTICES.success).url).toBe(`${base}?wait=true`);
+    const threaded = ADAPTERS.discord.create(
+      { ...CONFIGS.discord, webhook_url: `${base}?thread_id=42` },
+      CONTEXT,
+    );
+    expect(threaded.format(NOTICES.success).url).toBe(`${base}?thread_id=42&wait=true`);
+  });
+
+  it.each([
+    "http://localhost:8080/lineage/inv_1",
+    "http://steward:8080/lineage/inv_1",
+    "http://127.0.0.1:8080/lineage/inv_1",
+    "http://dev.localhost/lineage/inv_1",
+  ])("leaves out a link Discord refuses the message for: %s", (dashboardUrl) => {
+    expect(embedOf(discordMessage(notice({ dashboardUrl }), {}))).not.toHaveProperty("url");
+  });
+
+  it.each([
+    [
+      '{"message":"Invalid Form Body","code":50035,"errors":{"embeds":{"0":{"url":{"_errors":[{"code":"URL_TYPE_INVALID_URL","message":"Not a well formed URL."}]}}}}}',
+      "Invalid Form Body (embeds.0.url: Not a well formed URL.)",
+    ],
+    ['{"embeds": ["0"]}', "refused embeds"],
+    ['{"message":"Unknown Webhook","code":10015}', "Unknown Webhook"],
+  ])("quotes what Discord refused from %s", async (body, reason) => {
+    const adapter = adapterFor("discord");
+    const { send } = fakeSender(() => ({ statusCode: 400, body }));
+    expect(await adapter.deliver(adapter.format(NOTICES.success), send, 1000)).toMatchObject({
+      retryable: false,
+      error: `Discord answered HTTP 400: ${reason}`,
+    });
+  });
+
+  it("waits as long as a 429's body says when no Retry-After came with it", async () => {
+    const adapter = adapterFor("discord");
+    const body = '{"message":"You are being rate limited.","retry_after":1.234,"global":false}';
+    const { send } = fakeSender(() => ({ statusCode: 429, body }));
+    expect(await adapter.deliver(adapter.format(NOTICES.success), send, 1000)).toMatchObject({
+      retryable: true,
+      retryAfterMs: 1234,
+    });
   });
 });

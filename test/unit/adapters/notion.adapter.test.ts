@@ -98,4 +98,20 @@ describe("notion adapter", () => {
       "Notion answered HTTP 400: Status is expected to be select.",
     );
   });
+
+  it("retries a conflict, as Notion asks", async () => {
+    const adapter = adapterFor("notion");
+    const body = JSON.stringify({
+      object: "error",
+      status: 409,
+      code: "conflict_error",
+      message: "Conflict occurred while saving. Please try again.",
+    });
+    const { send } = fakeSender(() => ({ statusCode: 409, body }));
+    expect(await adapter.deliver(adapter.format(NOTICES.success), send, 1000)).toMatchObject({
+      delivered: false,
+      retryable: true,
+      statusCode: 409,
+    });
+  });
 });

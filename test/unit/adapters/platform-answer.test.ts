@@ -19,6 +19,7 @@ describe("readAnswer", () => {
   it.each([
     ["120", 120_000],
     ["0", 0],
+    ["1.5", 1_500],
     ["Sun, 01 Mar 2026 12:00:30 GMT", 30_000],
     ["Sun, 01 Mar 2026 11:00:00 GMT", 0],
   ])("reads Retry-After %j as %i ms", (retryAfter, ms) => {

@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { PlatformConfigError } from "../../../src/delivery/adapters/adapter.js";
 import { teamsAdapter, teamsCard } from "../../../src/delivery/adapters/teams.adapter.js";
-import { adapterFor, CONFIGS, CONTEXT, NOTICES, notice, parsedBody } from "./adapter-fixtures.js";
+import { adapterFor, CONFIGS, CONTEXT, fakeSender, NOTICES, notice, parsedBody } from "./adapter-fixtures.js";
 
 // The package's ESM build imports its modules without file extensions, which Node
 // cannot resolve; its UMD bundle is the same library.
@@ -106,5 +106,34 @@ describe("teams adapter", () => {
     const { webhook_url: _, ...withoutUrl } = CONFIGS.teams;
     expect(teamsAdapter.deliversTo(withoutUrl)).toBe(false);
     expect(() => teamsAdapter.create(withoutUrl, CONTEXT)).toThrow(PlatformConfigError);
+  });
+
+  describe("a legacy connector's 200 that reports a failure", () => {
+    const failed = (status: number) =>
+      `Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error ${status} with ContextId tcid=0,server=msgapi-production-eus-azsc2-4-170,cv=deadbeef.0..`;
+
+    it.each([
+      [429, true],
+      [502, true],
+      [400, false],
+      [413, false],
+    ])("is not delivered when it names HTTP %i, and retried: %s", async (reported, retryable) => {
+      const adapter = adapterFor("teams");
+      const { send } = fakeSender(() => ({ statusCode: 200, body: failed(reported) }));
+      const outcome = await adapter.deliver(adapter.format(NOTICES.success), send, 1000);
+      expect(outcome).toMatchObject({ delivered: false, retryable, statusCode: 200 });
+      expect(outcome.error).toMatch(
+        new RegExp(`^Teams answered HTTP 200 reporting HTTP ${reported}: Webhook message delivery failed`),
+      );
+    });
+
+    it.each([
+      ["the legacy confirmation", 200, "1"],
+      ["a Workflows acceptance", 202, ""],
+    ])("leaves %s delivered", async (_, statusCode, body) => {
+      const adapter = adapterFor("teams");
+      const { send } = fakeSender(() => ({ statusCode, body }));
+      expect((await adapter.deliver(adapter.format(NOTICES.success), send, 1000)).delivered).toBe(true);
+    });
   });
 });

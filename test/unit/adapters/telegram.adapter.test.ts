@@ -152,7 +152,13 @@ describe("telegram message", () => {
     expect(telegramMessage(NOTICES.success, 42).reply_markup).toEqual({
       inline_keyboard: [[{ text: "Open in Steward", url: NOTICES.success.dashboardUrl }]],
     });
-    for (const dashboardUrl of ["http://localhost:8080/lineage/i", "http://127.0.0.1/i", "http://[::1]/i"]) {
+    for (const dashboardUrl of [
+      "http://localhost:8080/lineage/i",
+      "http://127.0.0.1/i",
+      "http://[::1]/i",
+      // A service name without a dot, as in Docker or Kubernetes: Telegram refuses it too.
+      "http://steward:8080/lineage/i",
+    ]) {
       expect(telegramMessage(notice({ dashboardUrl }), 42).reply_markup).toBeUndefined();
     }
   });
