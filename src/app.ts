@@ -184,12 +184,12 @@ export async function createSteward(
     });
 
     await organizations.ensureDefault();
-    const { firstAdminKey } = await ensureAdminAccess(
-      apiKeys,
-      config.bootstrapAdminKey,
-      DEFAULT_ORGANIZATION_ID,
-      logger,
-    );
+    // Only a process serving the API can show a first admin key to anyone: a worker
+    // starting first on a fresh database would create it unseen.
+    const { firstAdminKey } =
+      serves === "api"
+        ? await ensureAdminAccess(apiKeys, config.bootstrapAdminKey, DEFAULT_ORGANIZATION_ID, logger)
+        : {};
 
     const verifyJwt = config.jwt
       ? createJwtAuthenticator(config.jwt, async (claim) => (await organizations.findByIdOrName(claim))?.id)

@@ -44,15 +44,23 @@ export async function runMigrations(
   };
   const applied: string[] = [];
   try {
-    // Under the lock: two first starts racing on CREATE SCHEMA would collide.
+    // Under the lock: two first starts racing on CREATE SCHEMA would collide. Created only
+    // when missing: a runtime role that may not create anything (the migrations ran as
+    // another role) is refused CREATE SCHEMA even with IF NOT EXISTS.
     await locked(async () => {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS "${schema}".steward_migrations (
-           version text PRIMARY KEY,
-           applied_at timestamptz NOT NULL DEFAULT now()
-         )`,
+      const { rows } = await client.query<{ schema: boolean; ledger: boolean }>(
+        "SELECT to_regnamespace($1) IS NOT NULL AS schema, to_regclass($2) IS NOT NULL AS ledger",
+        [`"${schema}"`, `"${schema}".steward_migrations`],
       );
+      if (!rows[0]?.schema) await client.query(`CREATE SCHEMA "${schema}"`);
+      if (!rows[0]?.ledger) {
+        await client.query(
+          `CREATE TABLE "${schema}".steward_migrations (
+             version text PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+           )`,
+        );
+      }
     });
     const files = await listMigrations(dir);
     for (const file of files) {

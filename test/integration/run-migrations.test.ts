@@ -80,3 +80,34 @@ describe("steward migrate from replicas starting together", () => {
     }
   });
 });
+
+describe("steward migrate as a runtime role that may not create anything", () => {
+  it("finds the schema migrated by another role and changes nothing", async () => {
+    const schema = uniqueSchema();
+    // Granted USAGE and the tables only; like any role, no CREATE on the database.
+    const role = `steward_runtime_${schema.slice(-8)}`;
+    const owner = new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1 });
+    const url = new URL(TEST_DATABASE_URL);
+    url.username = role;
+    const runtime = new pg.Pool({ connectionString: url.toString(), max: 1 });
+    try {
+      await runMigrations(owner, schema);
+      await owner.query(`CREATE ROLE "${role}" LOGIN`);
+      await owner.query(`GRANT USAGE ON SCHEMA "${schema}" TO "${role}"`);
+      await owner.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${schema}" TO "${role}"`,
+      );
+
+      expect(await runMigrations(runtime, schema)).toEqual({
+        applied: [],
+        alreadyApplied: (await listMigrations()).length,
+      });
+    } finally {
+      await runtime.end();
+      const { rowCount } = await owner.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]);
+      // Its grants go first: a role holding privileges cannot be dropped.
+      if (rowCount) await owner.query(`DROP OWNED BY "${role}"; DROP ROLE "${role}"`);
+      await owner.end();
+    }
+  });
+});
