@@ -65,7 +65,7 @@ import { InvocationStore } from "./invocation/invocation-store.js";
 import { Lifecycle } from "./lifecycle/lifecycle.js";
 import { lineageRoutes } from "./lineage/lineage.routes.js";
 import { LineageService } from "./lineage/lineage.service.js";
-import { healthRoutes } from "./observability/health.routes.js";
+import { type DependencyCheck, healthRoutes, type ReadinessChecks } from "./observability/health.routes.js";
 import { registerHttpMetrics } from "./observability/http-metrics.js";
 import { createMetrics } from "./observability/metrics.js";
 import { metricsRoutes } from "./observability/metrics.routes.js";
@@ -234,11 +234,12 @@ export async function createSteward(
       healthRoutes({
         databaseKind: database.kind,
         shuttingDown: () => shuttingDown,
-        checks: {
+        checks: readinessChecks({
           database: () => database.ping(),
-          ...(redis ? { redis: async () => void (await redis.ping()) } : {}),
-          ...(config.nats ? { nats: () => executor.ping() } : {}),
-        },
+          redis: redis ? async () => void (await redis.ping()) : undefined,
+          nats: config.nats ? () => executor.ping() : undefined,
+          serves,
+        }),
       }),
     );
     await server.register(metricsRoutes(metrics.registry));
@@ -417,4 +418,22 @@ async function createRateLimiter(
     onStoreError: (error) => logThrottled(error, "rate-limit store did not answer in time"),
   });
   return { limiter, redis };
+}
+
+/**
+ * What each kind of process cannot serve without. An API process serves with Redis or NATS
+ * away (degraded); a worker consumes nothing without NATS.
+ */
+function readinessChecks(dependencies: {
+  database: DependencyCheck;
+  redis: DependencyCheck | undefined;
+  nats: DependencyCheck | undefined;
+  serves: StewardRoutes;
+}): ReadinessChecks {
+  const { database, redis, nats, serves } = dependencies;
+  const natsRequired = serves === "operations";
+  return {
+    required: { database, ...(nats && natsRequired ? { nats } : {}) },
+    degradable: { ...(redis ? { redis } : {}), ...(nats && !natsRequired ? { nats } : {}) },
+  };
 }

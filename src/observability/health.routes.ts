@@ -8,10 +8,24 @@ const tags = ["Health"];
 /** How long one dependency may take to answer before readiness counts it as failed. */
 const CHECK_TIMEOUT_MS = 2_000;
 
-/** Each dependency readiness checks, by name (database, redis, nats): resolves when it answers. */
-export type ReadinessChecks = Record<string, () => Promise<void>>;
+/** A dependency readiness checks, by name (database, redis, nats): resolves when it answers. */
+export type DependencyCheck = () => Promise<void>;
 
-/** Liveness (the process answers) and readiness (every dependency it is configured with answers). */
+export interface ReadinessChecks {
+  /** Without these the process can serve nothing: one not answering makes it unready. */
+  required: Record<string, DependencyCheck>;
+  /**
+   * Without these it serves degraded — rate limits failing open or closed as configured,
+   * job submissions refused — which beats taking every pod out of its Service at once:
+   * reported, and the process stays ready.
+   */
+  degradable: Record<string, DependencyCheck>;
+}
+
+/**
+ * Liveness (the process answers) and readiness (its required dependencies answer; the
+ * others are reported).
+ */
 export function healthRoutes(options: {
   checks: ReadinessChecks;
   databaseKind: string;
@@ -35,13 +49,14 @@ export function healthRoutes(options: {
       "/ready",
       {
         schema: {
-          summary:
-            "Readiness: the database, and Redis and NATS when configured, answer, and the process is not shutting down",
+          summary: "Readiness: the process is not shutting down and its required dependencies answer",
+          description:
+            "503 when the database does not answer (a worker: or NATS). Redis, and NATS for an API process, are reported: when one does not answer the process stays ready, with status `degraded`.",
           tags,
           response: {
             200: Type.Object({
-              status: Type.Literal("ready"),
-              checks: Type.Record(Type.String(), Type.Literal("ok"), {
+              status: Type.Union([Type.Literal("ready"), Type.Literal("degraded")]),
+              checks: Type.Record(Type.String(), Type.Union([Type.Literal("ok"), Type.Literal("failed")]), {
                 description: "database, and redis and nats when configured",
               }),
               database: Type.String({ description: "embedded or postgres" }),
@@ -52,8 +67,9 @@ export function healthRoutes(options: {
       },
       async (request) => {
         if (options.shuttingDown()) throw new AppError("SERVICE_UNAVAILABLE", "Not ready: shutting down");
+        const { required, degradable } = options.checks;
         const results = await Promise.all(
-          Object.entries(options.checks).map(async ([name, check]) => {
+          Object.entries({ ...required, ...degradable }).map(async ([name, check]) => {
             try {
               await withTimeout(check());
               return [name, "ok"] as const;
@@ -64,12 +80,14 @@ export function healthRoutes(options: {
           }),
         );
         const failed = results.filter(([, result]) => result === "failed").map(([name]) => name);
-        if (failed.length > 0)
-          throw new AppError("SERVICE_UNAVAILABLE", `Not ready: ${failed.join(", ")} unreachable`, {
-            checks: Object.fromEntries(results),
+        const checks = Object.fromEntries(results);
+        const missing = failed.filter((name) => name in required);
+        if (missing.length > 0)
+          throw new AppError("SERVICE_UNAVAILABLE", `Not ready: ${missing.join(", ")} unreachable`, {
+            checks,
           });
-        const checks = Object.fromEntries(results.map(([name]) => [name, "ok" as const]));
-        return { status: "ready" as const, checks, database: options.databaseKind };
+        const status = failed.length > 0 ? ("degraded" as const) : ("ready" as const);
+        return { status, checks, database: options.databaseKind };
       },
     );
   };

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
-import { createSteward, type Steward } from "../../src/app.js";
+import { createSteward, type Steward, type StewardRoutes } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { uniqueRedisPrefix, uniqueSchema } from "./schema.js";
@@ -28,6 +28,7 @@ export interface TestSteward {
 export async function startTestSteward(
   kind: StorageKind = "postgres",
   env: Record<string, string> = {},
+  serves: StewardRoutes = "api",
 ): Promise<TestSteward> {
   const dataDir = await mkdtemp(join(tmpdir(), "steward-test-"));
   const adminKey = `sk_live_${randomBytes(24).toString("hex")}`;
@@ -45,7 +46,7 @@ export async function startTestSteward(
       done();
     },
   });
-  const steward = await createSteward(config, createLogger("debug", sink));
+  const steward = await createSteward(config, createLogger("debug", sink), serves);
   return {
     steward,
     adminKey,
