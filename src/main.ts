@@ -10,7 +10,7 @@ import { openDatabase } from "./db/database.js";
 import { DirectoryInUseError } from "./db/directory-lock.js";
 import { runMigrations } from "./db/migrate.js";
 import { AGENTS_USAGE, AgentsCommandError, runAgentsCommand } from "./lifecycle/agents-cli.js";
-import { createLogger } from "./observability/logger.js";
+import { createLogger, withoutQueryValues } from "./observability/logger.js";
 import { DEFAULT_ORGANIZATION_ID, OrganizationService } from "./orgs/organization.service.js";
 
 const USAGE = `Usage: steward <command> [options]
@@ -189,7 +189,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   } else if (error instanceof DirectoryInUseError) {
     console.error(`steward: ${error.message}. Stop it first, or use the API (POST /api/v1/api-keys).`);
   } else {
-    console.error("steward: failed:", error instanceof Error ? error.message : error);
+    console.error("steward: failed:", error instanceof Error ? withoutQueryValues(error.message) : error);
   }
   process.exit(1);
 });

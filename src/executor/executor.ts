@@ -177,8 +177,7 @@ export class Executor {
       // Nothing durable held these: pick up what a previous run left unfinished. On the
       // embedded database this is the only process, so the leases it held before are void.
       if (this.deps.database.kind === "embedded") await this.store.releaseUnfinished("http");
-      for (const row of await this.store.unfinished("http"))
-        this.queue.publishJob(this.subjectFor(row.name), this.submissionBytes(row));
+      for (const row of await this.store.unfinished("http")) this.requeue(this.queue, row);
     }
   }
 
@@ -204,27 +203,52 @@ export class Executor {
   async submit(request: SubmitJob) {
     const errors = graphDefinitionErrors(request.agent_definition);
     if (errors.length > 0) throw new ValidationError(errors, "The agent_definition is not a valid graph");
-    const id = request.job_id ?? newId("job");
-    const { row, created } = await this.store.create({
-      id,
+    const job = {
+      id: request.job_id ?? newId("job"),
       organizationId: request.organizationId,
       traceId: request.trace_id ?? randomBytes(16).toString("hex"),
-      name: String(request.agent_definition.name),
       definition: request.agent_definition,
       input: request.input_payload,
+    };
+    // Built before anything is stored: a job its CloudEvent cannot carry is refused whole.
+    const bytes = this.submissionBytes(job);
+    const { row, created } = await this.store.create({
+      ...job,
+      name: String(request.agent_definition.name),
       source: "http",
       createdBy: request.createdBy,
     });
     if (row.organizationId !== request.organizationId)
-      throw new AppError("CONFLICT", `job id ${id} is taken`, { field: "job_id" });
+      throw new AppError("CONFLICT", `job id ${job.id} is taken`, { field: "job_id" });
     // Published again while it waits, in case the first publish failed (JetStream drops the duplicate).
     if (created || row.status === "queued") {
-      const subject = this.subjectFor(row.name);
-      const bytes = this.submissionBytes(row);
-      if (this.queue instanceof JobQueue) await this.queue.publishJob(subject, bytes, row.id);
-      else this.queue.publishJob(subject, bytes);
+      await this.publishSubmission(row, created ? bytes : this.submissionBytes(row), created);
     }
     return { job: toJobView(row), created };
+  }
+
+  /**
+   * Queues a recorded job. When JetStream does not take it, a job recorded by this very
+   * request is removed again, so no job waits queued that nothing will run, and the
+   * caller is told to submit again.
+   */
+  private async publishSubmission(row: JobRow, bytes: Uint8Array, created: boolean): Promise<void> {
+    const subject = this.subjectFor(row.name);
+    if (!(this.queue instanceof JobQueue)) {
+      this.queue.publishJob(subject, bytes);
+      return;
+    }
+    try {
+      await this.queue.publishJob(subject, bytes, row.id);
+    } catch (error) {
+      this.deps.logger.error({ err: error, job_id: row.id }, "job not published to JetStream");
+      if (created) await this.store.forgetQueued(row.id);
+      throw new AppError(
+        "SERVICE_UNAVAILABLE",
+        "The job queue did not take the job (NATS unreachable, or no stream for it); submit it again, with a job_id so that a retry cannot run it twice",
+        { retry_after_ms: 5_000 },
+      );
+    }
   }
 
   /**
@@ -313,6 +337,22 @@ export class Executor {
     if (!(this.queue instanceof JobQueue)) return;
     const event = resultEvent(job, outcome);
     await this.queue.publishResult(outcome.kind, structuredBytes(event), `${job.job_id}:${outcome.kind}`);
+  }
+
+  /**
+   * Queues an unfinished job in process again. One whose event cannot be built (stored
+   * by an older release that checked less) stays queued, named in the log, rather than
+   * keeping the server from starting.
+   */
+  private requeue(queue: MemoryJobQueue, row: JobRow): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.submissionBytes(row);
+    } catch (error) {
+      this.deps.logger.error({ err: error, job_id: row.id }, "unfinished job cannot be queued again");
+      return;
+    }
+    queue.publishJob(this.subjectFor(row.name), bytes);
   }
 
   /** `agent.execute.<graph name>`, the name reduced to one subject token. */

@@ -10,6 +10,9 @@ import { type ClaimRequest, claimJobs, type FinishRequest, finishJobs } from "./
 import type { JobOutcome } from "./job-event.js";
 import type { JobError, NewJob } from "./job-record.js";
 
+/** A job's input of JSON `null`: SQL NULL would break the NOT NULL column. */
+const JSON_NULL = sql`'null'::jsonb`;
+
 export type JobStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
 export const FINAL_STATUSES: readonly JobStatus[] = ["completed", "failed", "cancelled"];
 
@@ -85,7 +88,7 @@ export class JobStore {
   async create(job: NewJob): Promise<{ row: JobRow; created: boolean }> {
     const [inserted] = await this.db
       .insert(jobs)
-      .values({ ...job, definition: job.definition, input: job.input ?? null })
+      .values({ ...job, definition: job.definition, input: job.input ?? JSON_NULL })
       .onConflictDoNothing({ target: jobs.id })
       .returning();
     if (inserted) return { row: inserted, created: true };
@@ -229,6 +232,11 @@ export class JobStore {
   }
 
   /** Notes that the job's result event reached the broker (with those of other jobs finishing now). */
+  /** Removes a job recorded a moment ago whose queueing failed, unless something took it already. */
+  async forgetQueued(id: string): Promise<void> {
+    await this.db.delete(jobs).where(and(eq(jobs.id, id), eq(jobs.status, "queued")));
+  }
+
   markPublished(id: string): Promise<void> {
     return this.published.submit(id);
   }

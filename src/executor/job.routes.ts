@@ -39,7 +39,10 @@ const SubmitBody = Type.Object(
       Type.String({ pattern: "^[A-Za-z0-9._:-]{1,128}$", description: "Default: a new job_… id" }),
     ),
     trace_id: Type.Optional(
-      Type.String({ pattern: "^[0-9a-f]{32}$", description: "W3C trace id; default: a new one" }),
+      Type.String({
+        pattern: "^(?!0{32}$)[0-9a-f]{32}$",
+        description: "W3C trace id: 32 lower-case hex digits, not all zeros; default: a new one",
+      }),
     ),
     agent_definition: Type.Record(Type.String(), Type.Unknown(), {
       description: "The graph: see GET /api/v1/jobs/schema and docs/executor.md",
@@ -84,7 +87,7 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
           tags,
           security: API_SECURITY,
           body: SubmitBody,
-          response: { 200: Job, 202: Job, ...errorResponses(400, 401, 403, 409) },
+          response: { 200: Job, 202: Job, ...errorResponses(400, 401, 403, 409, 503) },
         },
       },
       async (request, reply) => {

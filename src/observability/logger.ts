@@ -24,6 +24,25 @@ function withoutQueryCredential(url: unknown): unknown {
   return typeof url === "string" ? url.replace(/([?&]access_token=)[^&#]*/gi, "$1[redacted]") : url;
 }
 
+/**
+ * A failed query's error (Drizzle's) carries the values it bound — a job's input, a
+ * header from a graph's http node — in `params` and at the end of its message, which
+ * the message of any error it caused repeats. They are logged without them.
+ */
+function errorWithoutQueryValues(error: Error): Record<string, unknown> {
+  const { params: _, ...serialized } = pino.stdSerializers.err(error) as Record<string, unknown>;
+  for (const field of ["message", "stack"]) {
+    const text = serialized[field];
+    if (typeof text === "string") serialized[field] = withoutQueryValues(text);
+  }
+  return serialized;
+}
+
+/** An error's text without the values a failed query bound (see errorWithoutQueryValues). */
+export function withoutQueryValues(text: string): string {
+  return text.replace(/\nparams: [\s\S]*?(?=\n {4}at |\ncaused by: |$)/g, "\nparams: [not logged]");
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
@@ -43,6 +62,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
           host: req.host,
           remoteAddress: req.remoteAddress ?? req.ip,
         }),
+        err: errorWithoutQueryValues,
       },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

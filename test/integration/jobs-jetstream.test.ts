@@ -128,4 +128,18 @@ describe("jobs over JetStream", () => {
     expect(job).toMatchObject({ status: "failed", attempts: 2 });
     expect(await sql("SELECT 1 FROM job_dead_letters WHERE job_id = $1", [jobId])).toHaveLength(1);
   });
+
+  // Last: it takes the jobs stream away.
+  it("answers 503 when JetStream does not take a submitted job, and keeps no job that would never run", async () => {
+    await (await jetstreamManager(nats)).streams.delete(stream);
+    const refused = await t.request({
+      method: "POST",
+      url: "/api/v1/jobs",
+      payload: { agent_definition: SHOUT, input_payload: { text: "lost?" } },
+    });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.json().error.message).toMatch(/submit it again, with a job_id/);
+    const queued = await t.request({ method: "GET", url: "/api/v1/jobs?status=queued" });
+    expect(queued.json().total).toBe(0);
+  });
 });

@@ -74,6 +74,39 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
     expect(resumed.body).not.toContain("node_start");
   });
 
+  it("refuses an all-zero trace_id, naming it, and keeps nothing of the job", async () => {
+    const payload = {
+      job_id: `zero-trace-${kind}`,
+      trace_id: "0".repeat(32),
+      agent_definition: SHOUT,
+      input_payload: { text: "x" },
+    };
+    const refused = await t.request({ method: "POST", url: "/api/v1/jobs", payload });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error.details.errors.map((e: { field: string }) => e.field)).toEqual(["trace_id"]);
+    expect((await t.request({ method: "GET", url: `/api/v1/jobs/zero-trace-${kind}` })).statusCode).toBe(404);
+  });
+
+  it("runs a job whose input is JSON null", async () => {
+    const echo = {
+      name: "null-input",
+      nodes: [{ id: "echo", type: "transform", expression: "{'was_null': input = null}" }],
+      edges: [
+        { from: "__start__", to: "echo" },
+        { from: "echo", to: "__end__" },
+      ],
+    };
+    const submitted = await t.request({
+      method: "POST",
+      url: "/api/v1/jobs",
+      payload: { agent_definition: echo, input_payload: null },
+    });
+    expect(submitted.statusCode).toBe(202);
+    const id = submitted.json().id;
+    await until(async () => ["completed", "failed"].includes((await job(id)).status));
+    expect(await job(id)).toMatchObject({ status: "completed", result: { was_null: true } });
+  });
+
   it("refuses an invalid graph with the field, and a viewer's submission", async () => {
     const invalid = await t.request({
       method: "POST",
