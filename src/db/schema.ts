@@ -507,6 +507,8 @@ export const jobs = pgTable("jobs", {
   startedAt: timestampTz("started_at"),
   finishedAt: timestampTz("finished_at"),
   resultPublishedAt: timestampTz("result_published_at"),
+  /** The claim came from the broker's last delivery: see migrations/0012_job_final_delivery.sql. */
+  finalDelivery: boolean("final_delivery"),
   updatedAt: timestampTz("updated_at").notNull().defaultNow(),
 });
 

@@ -267,7 +267,8 @@ export class Executor {
     const leaseMs = this.workingEveryMs * 2;
     const claim = FINAL_STATUSES.includes(row.status as JobStatus)
       ? ({ kind: "final", row } as const)
-      : await this.store.start(row.id, leaseMs);
+      : // Run here and now: no broker delivers it again if this process dies.
+        await this.store.start(row.id, leaseMs, true);
     if (claim.kind === "leased")
       throw new AppError("CONFLICT", `job ${row.id} is running elsewhere; ask again later`, {
         retry_after_ms: claim.retryInMs,

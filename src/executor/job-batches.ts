@@ -14,6 +14,8 @@ import type { JobError, NewJob } from "./job-record.js";
 export interface ClaimRequest {
   job: NewJob;
   leaseSeconds: number;
+  /** The broker delivers the job no more after this (see JobStore.lost). */
+  finalDelivery: boolean;
 }
 
 /** Records and claims each job (see JobStore.createAndStart); its row, or undefined when not claimable. */
@@ -21,9 +23,9 @@ export async function claimJobs(db: Db, requests: ClaimRequest[]): Promise<(JobR
   const column = <V>(value: (request: ClaimRequest) => V) => sql.param(requests.map(value));
   const { rows } = await db.execute<Record<string, unknown>>(sql`
     insert into ${jobs} (id, organization_id, trace_id, name, definition, input, source, created_by,
-                         status, attempts, started_at, lease_until)
+                         status, attempts, started_at, lease_until, final_delivery)
     select id, organization_id, trace_id, name, definition::jsonb, input::jsonb, source, created_by,
-           'running', 1, now(), now() + make_interval(secs => lease_seconds)
+           'running', 1, now(), now() + make_interval(secs => lease_seconds), final_delivery
     from unnest(
       ${column(({ job }) => job.id)}::text[],
       ${column(({ job }) => job.organizationId)}::text[],
@@ -33,13 +35,16 @@ export async function claimJobs(db: Db, requests: ClaimRequest[]): Promise<(JobR
       ${column(({ job }) => JSON.stringify(job.input ?? null))}::text[],
       ${column(({ job }) => job.source)}::text[],
       ${column(({ job }) => job.createdBy)}::text[],
-      ${column(({ leaseSeconds }) => leaseSeconds)}::float8[]
-    ) as job(id, organization_id, trace_id, name, definition, input, source, created_by, lease_seconds)
+      ${column(({ leaseSeconds }) => leaseSeconds)}::float8[],
+      ${column(({ finalDelivery }) => finalDelivery)}::boolean[]
+    ) as job(id, organization_id, trace_id, name, definition, input, source, created_by, lease_seconds,
+             final_delivery)
     on conflict (id) do update set
       status = 'running',
       attempts = ${jobs}.attempts + 1,
       started_at = coalesce(${jobs}.started_at, now()),
       lease_until = excluded.lease_until,
+      final_delivery = excluded.final_delivery,
       updated_at = now()
     where ${jobs}.status = 'queued'
        or (${jobs}.status = 'running' and (${jobs}.lease_until is null or ${jobs}.lease_until < now()))

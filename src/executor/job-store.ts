@@ -158,11 +158,12 @@ export class JobStore {
    * `running` when its previous worker's lease has run out (it crashed). Otherwise the
    * job is final, or another worker holds it for `retryInMs` more.
    */
-  async start(id: string, leaseMs: number): Promise<JobClaim> {
+  async start(id: string, leaseMs: number, finalDelivery: boolean): Promise<JobClaim> {
     const [row] = await this.db
       .update(jobs)
       .set({
         status: "running",
+        finalDelivery,
         attempts: sql`${jobs.attempts} + 1`,
         startedAt: sql`coalesce(${jobs.startedAt}, now())`,
         leaseUntil: sql`now() + make_interval(secs => ${leaseMs / 1000})`,
@@ -187,8 +188,8 @@ export class JobStore {
    * would. For a broker that delivers many jobs: far fewer round trips than create() and then
    * start() for each.
    */
-  async createAndStart(job: NewJob, leaseMs: number): Promise<JobClaim> {
-    const row = await this.claims.submit({ job, leaseSeconds: leaseMs / 1000 });
+  async createAndStart(job: NewJob, leaseMs: number, finalDelivery: boolean): Promise<JobClaim> {
+    const row = await this.claims.submit({ job, leaseSeconds: leaseMs / 1000, finalDelivery });
     return row ? { kind: "started", row } : this.unclaimable(job.id);
   }
 
@@ -286,8 +287,10 @@ export class JobStore {
   }
 
   /**
-   * Running jobs no worker has held for `forMs`: their lease ran out (or they were given
-   * back for a retry) that long ago and no delivery has claimed them since.
+   * Running jobs no worker has held for `forMs` since the broker's last delivery of them
+   * claimed them: their lease ran out (or they were given back) that long ago, and no
+   * delivery can come any more. A job whose claim was not the last delivery is waiting for
+   * one, however long the workers are busy or away.
    */
   async lost(forMs: number, limit: number): Promise<JobRow[]> {
     const since = sql`now() - make_interval(secs => ${forMs / 1000})`;
@@ -297,6 +300,7 @@ export class JobStore {
       .where(
         and(
           literalIn(jobs.status, ["running"]),
+          or(isNull(jobs.finalDelivery), eq(jobs.finalDelivery, true)),
           or(lt(jobs.leaseUntil, since), and(isNull(jobs.leaseUntil), lt(jobs.updatedAt, since))),
         ),
       )

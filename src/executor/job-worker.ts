@@ -134,6 +134,7 @@ export class JobWorker {
           createdBy: null,
         },
         leaseMs,
+        delivery.deliveryCount >= delivery.maxDeliver,
       );
     } catch (error) {
       if (!isForeignKeyViolation(error)) throw error;

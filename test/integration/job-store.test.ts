@@ -39,7 +39,7 @@ describe("job store", () => {
 
   it("records and starts jobs arriving together, each with its own row", async () => {
     const arriving = Array.from({ length: 20 }, () => newJob());
-    const claims = await Promise.all(arriving.map((job) => store.createAndStart(job, LEASE_MS)));
+    const claims = await Promise.all(arriving.map((job) => store.createAndStart(job, LEASE_MS, true)));
     for (const [index, claim] of claims.entries()) {
       const job = arriving[index] as NewJob;
       expect(claim).toMatchObject({
@@ -63,40 +63,57 @@ describe("job store", () => {
     const job = newJob();
     // The first two calls take both write slots; the two copies then share a batch.
     const [, , first, second] = await Promise.all([
-      store.createAndStart(newJob(), LEASE_MS),
-      store.createAndStart(newJob(), LEASE_MS),
-      store.createAndStart(job, LEASE_MS),
-      store.createAndStart(job, LEASE_MS),
+      store.createAndStart(newJob(), LEASE_MS, true),
+      store.createAndStart(newJob(), LEASE_MS, true),
+      store.createAndStart(job, LEASE_MS, true),
+      store.createAndStart(job, LEASE_MS, true),
     ]);
     expect([first?.kind, second?.kind].sort()).toEqual(["leased", "started"]);
   });
 
   it("claims a queued job and one whose lease ran out, not one held or final", async () => {
     const { row: queued } = await store.create(newJob({ source: "http" }));
-    expect(await store.createAndStart({ ...newJob(), id: queued.id }, LEASE_MS)).toMatchObject({
+    expect(await store.createAndStart({ ...newJob(), id: queued.id }, LEASE_MS, true)).toMatchObject({
       kind: "started",
       row: { id: queued.id, source: "http", attempts: 1 },
     });
-    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS)).toMatchObject({ kind: "leased" });
+    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS, true)).toMatchObject({
+      kind: "leased",
+    });
     await database.pool.query("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = $1", [
       queued.id,
     ]);
-    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS)).toMatchObject({
+    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS, true)).toMatchObject({
       kind: "started",
       row: { attempts: 2 },
     });
     await store.finish(queued.id, { status: "completed", result: 1 });
-    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS)).toMatchObject({
+    expect(await store.createAndStart(newJob({ id: queued.id }), LEASE_MS, true)).toMatchObject({
       kind: "final",
       row: { status: "completed", result: 1 },
     });
   });
 
+  it("counts a job lost only when the delivery that claimed it was the broker's last", async () => {
+    const waiting = newJob();
+    const last = newJob();
+    await store.createAndStart(waiting, LEASE_MS, false);
+    await store.createAndStart(last, LEASE_MS, true);
+    // Both leases ran out a minute ago: the first job's next delivery may still come.
+    await database.pool.query(
+      "UPDATE jobs SET lease_until = now() - interval '1 minute' WHERE id = ANY($1)",
+      [[waiting.id, last.id]],
+    );
+    const lost = (await store.lost(30_000, 1000)).map((row) => row.id);
+    expect(lost).toContain(last.id);
+    expect(lost).not.toContain(waiting.id);
+  });
+
   it("refuses a job of an unknown organization without failing the jobs beside it", async () => {
     const [good, unknown, other] = await Promise.allSettled([
-      store.createAndStart(newJob(), LEASE_MS),
-      store.createAndStart(newJob({ organizationId: "org_missing" }), LEASE_MS),
-      store.createAndStart(newJob(), LEASE_MS),
+      store.createAndStart(newJob(), LEASE_MS, true),
+      store.createAndStart(newJob({ organizationId: "org_missing" }), LEASE_MS, true),
+      store.createAndStart(newJob(), LEASE_MS, true),
     ]);
     expect(good).toMatchObject({ status: "fulfilled", value: { kind: "started" } });
     expect(other).toMatchObject({ status: "fulfilled", value: { kind: "started" } });
@@ -105,7 +122,9 @@ describe("job store", () => {
   });
 
   it("stores a job's first outcome and answers the final row; a second outcome changes nothing", async () => {
-    const jobs = await Promise.all([newJob(), newJob()].map((job) => store.createAndStart(job, LEASE_MS)));
+    const jobs = await Promise.all(
+      [newJob(), newJob()].map((job) => store.createAndStart(job, LEASE_MS, true)),
+    );
     const [a, b] = jobs.map((claim) => (claim.kind === "started" ? claim.row.id : ""));
     const [, first, second, nothing] = await Promise.all([
       store.finish(a as string, { status: "completed", result: { text: "HI" } }),
@@ -127,7 +146,7 @@ describe("job store", () => {
   });
 
   it("stores a completed job without a result as null", async () => {
-    const claim = await store.createAndStart(newJob({ input: undefined }), LEASE_MS);
+    const claim = await store.createAndStart(newJob({ input: undefined }), LEASE_MS, true);
     if (claim.kind !== "started") throw new Error("not started");
     expect(claim.row.input).toBeNull();
     expect(await store.finish(claim.row.id, { status: "completed", result: undefined })).toMatchObject({
