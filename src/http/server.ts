@@ -12,6 +12,7 @@ import Fastify, {
 import type { Logger } from "pino";
 import { pooledRandomBytes } from "../crypto/random-pool.js";
 import { AppError, ValidationError } from "../errors.js";
+import { registerDateTimeFormat } from "./date-time-format.js";
 import { MAX_PATH_PARAMETER_LENGTH, registerErrorHandlers, sendFrameworkError } from "./error-handler.js";
 import { unacceptableJson } from "./input-limits.js";
 
@@ -60,6 +61,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         : `req_${pooledRandomBytes(12).toString("base64url")}`;
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  registerDateTimeFormat();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   // The API takes JSON bodies only: plain text is refused with 415, as every other type
   // is, rather than reaching validation as a string.

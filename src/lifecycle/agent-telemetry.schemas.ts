@@ -6,7 +6,12 @@ import { LOG_LEVELS, type LogEntry } from "./telemetry-store.js";
 /** What managed agents report (over HTTP or NATS) and how their telemetry is queried. */
 
 const Timestamp = Type.String({ format: "date-time" });
-const Metric = Type.Number({ minimum: 0 });
+/**
+ * A reported figure. Capped so that sums over a window stay finite: two values near the
+ * largest double would overflow PostgreSQL's sum and break every query of that window.
+ */
+const MAX_METRIC = 1e15;
+const Metric = Type.Number({ minimum: 0, maximum: MAX_METRIC });
 
 export const HeartbeatBody = Type.Object({
   agent_id: Type.Optional(Type.String({ maxLength: 100 })),
@@ -24,9 +29,11 @@ export const MetricsBody = Type.Object({
   cpu: Type.Optional(Metric),
   memory: Type.Optional(Metric),
   custom: Type.Optional(
-    Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$" }), Type.Number(), {
-      maxProperties: 100,
-    }),
+    Type.Record(
+      Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$" }),
+      Type.Number({ minimum: -MAX_METRIC, maximum: MAX_METRIC }),
+      { maxProperties: 100, additionalProperties: false },
+    ),
   ),
 });
 export type MetricsBody = Static<typeof MetricsBody>;

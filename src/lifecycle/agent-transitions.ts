@@ -1,7 +1,7 @@
-import { eq } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import { type RequestContext, recordAudit } from "../audit/audit.js";
 import type { DbOrTx } from "../db/database.js";
-import { type ManagedAgentRow, managedAgents, managedAgentTransitions } from "../db/schema.js";
+import { agentAlerts, type ManagedAgentRow, managedAgents, managedAgentTransitions } from "../db/schema.js";
 import type { EventOutbox } from "../delivery/delivery-target.js";
 import { AppError } from "../errors.js";
 import { type AgentState, allowedTransitions, canTransition } from "./agent-states.js";
@@ -43,6 +43,13 @@ export async function changeState(
     .where(eq(managedAgents.id, agent.id))
     .returning();
   if (!row) throw new Error(`agent ${agent.id} vanished while locked`);
+  // Nothing can clear a deleted agent's alerts any more (its token no longer reports).
+  if (to === "deleted") {
+    await tx
+      .update(agentAlerts)
+      .set({ resolvedAt: now })
+      .where(and(eq(agentAlerts.agentId, agent.id), isNull(agentAlerts.resolvedAt)));
+  }
   await recordTransition(tx, agent, from, to, reason, context);
   await webhookEvents.publish(tx, {
     type: "managed_agent.status_changed",

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import Type from "typebox";
+import type { RequestContext } from "../audit/audit.js";
 import { requestContext } from "../auth/access-control.js";
 import { AppError } from "../errors.js";
 import { API_SECURITY, errorResponses, Nullable } from "../http/openapi.js";
@@ -52,6 +53,17 @@ export function managedAgentRoutes(
   discovery: AgentDiscovery,
   processes: AgentProcesses,
 ): FastifyPluginAsyncTypebox {
+  /** However it is asked for, a deletion stops the agent's process first: nothing could stop it after. */
+  async function deleteAgent(
+    organizationId: string,
+    id: string,
+    reason: string | null,
+    context: RequestContext,
+  ) {
+    await processes.stopProcess(organizationId, id);
+    return agents.transition(organizationId, id, "deleted", reason, context);
+  }
+
   return async (app) => {
     app.get(
       "/agents",
@@ -184,9 +196,7 @@ export function managedAgentRoutes(
         },
       },
       async (request, reply) => {
-        const organizationId = request.principal.organizationId;
-        await processes.stopProcess(organizationId, request.params.id);
-        await agents.transition(organizationId, request.params.id, "deleted", null, requestContext(request));
+        await deleteAgent(request.principal.organizationId, request.params.id, null, requestContext(request));
         return reply.status(204).send(null);
       },
     );
@@ -207,13 +217,22 @@ export function managedAgentRoutes(
         },
       },
       async (request) => {
-        if (request.principal.agentId !== undefined && request.body.status === "deleted")
-          throw new AppError("FORBIDDEN", "Forbidden: an agent cannot delete itself; an admin can");
+        const { status, reason = null } = request.body;
+        if (status === "deleted") {
+          if (request.principal.agentId !== undefined)
+            throw new AppError("FORBIDDEN", "Forbidden: an agent cannot delete itself; an admin can");
+          return deleteAgent(
+            request.principal.organizationId,
+            request.params.id,
+            reason,
+            requestContext(request),
+          );
+        }
         return agents.transition(
           request.principal.organizationId,
           request.params.id,
-          request.body.status,
-          request.body.reason ?? null,
+          status,
+          reason,
           requestContext(request),
         );
       },

@@ -134,4 +134,18 @@ describe("managed agent processes over NATS", () => {
     expect(alerts.items).toEqual([expect.objectContaining({ kind: "crash_loop" })]);
     expect((await get("/process")).process).toBeNull();
   });
+
+  it("stops the agent's process when its status is set to deleted: nothing could stop it after", async () => {
+    const started = await t.request({ method: "POST", url: `/api/v1/agents/${agentId}/start` });
+    expect(started.statusCode, started.body).toBe(200);
+    const running = started.json().process.pid as number;
+    const deleted = await t.request({
+      method: "PUT",
+      url: `/api/v1/agents/${agentId}/status`,
+      payload: { status: "deleted", reason: "retired" },
+    });
+    expect(deleted.statusCode, deleted.body).toBe(200);
+    // Signal 0 only asks whether the process group is still there.
+    expect(() => process.kill(-running, 0)).toThrow(expect.objectContaining({ code: "ESRCH" }));
+  });
 });

@@ -151,6 +151,29 @@ describe("alerts", () => {
       }
       expect((await api.get(`${AGENTS}/${agent.id}/health`)).json().open_alerts).toEqual([]);
     });
+
+    it.each(["DELETE", "PUT status deleted"])(
+      "deleting the agent (%s) resolves its open alerts, which nothing could clear after",
+      async (how) => {
+        const agent = await registerByHand(api);
+        await createRule(agent, {
+          name: `hot (${how})`,
+          kind: "metric_threshold",
+          metric: "cpu",
+          threshold: 10,
+        });
+        await api.post(`${AGENTS}/${agent.id}/metrics`, { cpu: 50 }, agent.token);
+        await until(async () => (await alerts(`open=true&agent_id=${agent.id}`)).total === 1);
+        const deleted =
+          how === "DELETE"
+            ? await api.del(`${AGENTS}/${agent.id}`)
+            : await api.put(`${AGENTS}/${agent.id}/status`, { status: "deleted" });
+        expect(deleted.statusCode, deleted.body).toBe(how === "DELETE" ? 204 : 200);
+        expect((await alerts(`open=true&agent_id=${agent.id}`)).total).toBe(0);
+        const [resolved] = (await alerts(`agent_id=${agent.id}`)).items;
+        expect(resolved.resolved_at).not.toBeNull();
+      },
+    );
   });
 
   describe("errors", () => {

@@ -156,6 +156,19 @@ describe("telemetry", () => {
       const negative = await api.post(`${AGENTS}/${agent.id}/metrics`, { errors: -1 });
       expect(negative.statusCode).toBe(400);
       expect(fieldsOf(negative)).toContain("errors");
+      // Past what a window's sum can hold, a custom name off the pattern, a year PostgreSQL cannot store.
+      const huge = await api.post(`${AGENTS}/${agent.id}/metrics`, { cpu: 1e308 });
+      expect(fieldsOf(huge)).toEqual(["cpu"]);
+      const badName = await api.post(`${AGENTS}/${agent.id}/metrics`, { custom: { "x y": 1 } });
+      expect(badName.statusCode).toBe(400);
+      expect(fieldsOf(badName)).toEqual(["custom.x y"]);
+      const yearZero = await api.post(`${AGENTS}/${agent.id}/metrics`, {
+        cpu: 1,
+        timestamp: "0000-01-01T00:00:00Z",
+      });
+      expect(fieldsOf(yearZero)).toEqual(["timestamp"]);
+      const yearZeroQuery = await api.get(`${AGENTS}/${agent.id}/logs?from=0000-01-01T00:00:00Z`);
+      expect(fieldsOf(yearZeroQuery)).toEqual(["from"]);
       const badLevel = await api.post(`${AGENTS}/${agent.id}/logs`, {
         entries: [{ level: "loud", message: "x" }],
       });
