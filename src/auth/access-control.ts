@@ -12,6 +12,11 @@ declare module "fastify" {
   }
   interface FastifyRequest {
     principal: Principal;
+    /**
+     * Whether the request's credential still stands for the same principal with the route's
+     * permission: for connections that outlive the request (WebSockets), checked again later.
+     */
+    credentialStillValid: () => Promise<boolean>;
   }
 }
 
@@ -53,6 +58,7 @@ function confineToOwnAgent(request: FastifyRequest, agentId: string): void {
  */
 export function registerAccessControl(app: FastifyInstance, authenticate: Authenticate): void {
   app.decorateRequest("principal", null as unknown as Principal);
+  app.decorateRequest("credentialStillValid", null as unknown as () => Promise<boolean>);
   app.addHook("onRequest", async (request, reply) => {
     const credential = presentedCredential(request);
     if (!credential) {
@@ -75,6 +81,10 @@ export function registerAccessControl(app: FastifyInstance, authenticate: Authen
     }
     const decision = authorize(principal, permission);
     if (!decision.allowed) throw new AppError("FORBIDDEN", `Forbidden: ${decision.reason}`);
+    request.credentialStillValid = async () => {
+      const now = await authenticate(credential);
+      return now !== null && now.id === principal.id && authorize(now, permission).allowed;
+    };
     if (principal.agentId !== undefined) confineToOwnAgent(request, principal.agentId);
   });
 }

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type {} from "@fastify/websocket";
 import Type from "typebox";
 import { requestContext } from "../auth/access-control.js";
+import { GuardedSocket } from "../auth/guarded-socket.js";
 import { AppError } from "../errors.js";
 import { API_SECURITY, errorResponses, Nullable } from "../http/openapi.js";
 import { PageQuery, Paginated, pageRequest } from "../http/pagination.js";
@@ -253,12 +254,13 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
         },
       },
       async (socket, request) => {
+        const guarded = new GuardedSocket(socket, request);
         await replayThenFollow(
           executor,
           request.params.id,
           request.query.last_event_id ?? 0,
-          (event) => socket.send(JSON.stringify(event)),
-          () => socket.close(1000, "end"),
+          (event) => void guarded.send(JSON.stringify(event)),
+          () => void guarded.sent().then(() => socket.close(1000, "end")),
           (close) => socket.once("close", close),
         );
       },

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type {} from "@fastify/websocket";
 import Type from "typebox";
+import { GuardedSocket } from "../auth/guarded-socket.js";
 import { API_SECURITY } from "../http/openapi.js";
 import type { AgentConfigService, ConfigMessage } from "./agent-config.service.js";
 import type { LifecycleEvents } from "./lifecycle-events.js";
@@ -39,13 +40,16 @@ export function agentWebSocketRoutes(
       (socket, request) => {
         const { organizationId } = request.principal;
         const { id } = request.params;
+        const guarded = new GuardedSocket(socket, request);
         // Sends run one at a time, in the order of the changes.
         let queue = Promise.resolve();
         const send = (message: () => Promise<ConfigMessage | undefined>) => {
           queue = queue
             .then(async () => {
+              // Checked before the config is even read: it can hold secrets.
+              if (!(await guarded.allowed())) return;
               const next = await message();
-              if (next && socket.readyState === socket.OPEN) socket.send(JSON.stringify(next));
+              if (next) await guarded.send(JSON.stringify(next));
             })
             .catch((error: unknown) => {
               request.log.warn({ err: error, agent_id: id }, "config push over WebSocket failed");
@@ -79,15 +83,18 @@ export function agentWebSocketRoutes(
         },
       },
       (socket, request) => {
+        const guarded = new GuardedSocket(socket, request);
         const unsubscribe = events.subscribe(request.principal.organizationId, (event) => {
-          if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(event));
+          void guarded.send(JSON.stringify(event));
         });
         const ping = setInterval(() => socket.ping(), PING_INTERVAL_MS);
         socket.on("close", () => {
           clearInterval(ping);
           unsubscribe();
         });
-        socket.send(JSON.stringify({ type: "ready", organization_id: request.principal.organizationId }));
+        void guarded.send(
+          JSON.stringify({ type: "ready", organization_id: request.principal.organizationId }),
+        );
       },
     );
   };

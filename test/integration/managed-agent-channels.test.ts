@@ -226,6 +226,45 @@ describe("managed agent channels", () => {
     ]);
   });
 
+  it("closes sockets with 4401 once their credential is revoked, and sends nothing after", async () => {
+    const { agent, credentials } = (await register("ws-revoked")).json();
+    const viewer = await t.request({
+      method: "POST",
+      url: "/api/v1/api-keys",
+      payload: { name: "dashboard viewer", role: "viewer" },
+    });
+    const ws = baseUrl.replace("http", "ws");
+    const open = async (path: string, token: string) => {
+      const socket = new WebSocket(`${ws}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      const seen = { messages: [] as unknown[], closedWith: undefined as number | undefined };
+      socket.on("message", (data) => seen.messages.push(JSON.parse(String(data))));
+      socket.on("close", (code) => {
+        seen.closedWith = code;
+      });
+      await new Promise((resolve) => socket.once("open", resolve));
+      return seen;
+    };
+    const control = await open(`/api/v1/agents/${agent.id}/control/ws?after=0`, credentials.token);
+    const events = await open("/api/v1/agents/ws", viewer.json().key);
+    await until(() => events.messages.length === 1);
+
+    expect((await t.request({ method: "DELETE", url: `/api/v1/agents/${agent.id}/token` })).statusCode).toBe(
+      204,
+    );
+    expect(
+      (await t.request({ method: "DELETE", url: `/api/v1/api-keys/${viewer.json().id}` })).statusCode,
+    ).toBe(204);
+    await t.request({
+      method: "PUT",
+      url: `/api/v1/agents/${agent.id}/config`,
+      payload: { secret_level: 7 },
+    });
+    await until(() => control.closedWith !== undefined && events.closedWith !== undefined, 15_000);
+    expect([control.closedWith, events.closedWith]).toEqual([4401, 4401]);
+    expect(control.messages).toEqual([]);
+    expect(events.messages).toEqual([{ type: "ready", organization_id: expect.any(String) }]);
+  });
+
   it("discovers a package dropped into the watched directory while running", async () => {
     await writeSleeper(agentsDir, "latecomer");
     await until(async () => {
