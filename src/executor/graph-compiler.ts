@@ -25,6 +25,11 @@ runLangChainWithoutRootRunTrees();
 export interface NodeContext {
   jobId: string;
   nodeId: string;
+  /**
+   * The LangGraph step this run of the node belongs to: a node a loop visits again runs at
+   * another step, and a node run again on resume from its checkpoint runs at the same one.
+   */
+  step: number;
   organizationId: string;
   traceId: string;
   /** Streams an event to the job's watchers (tokens, calls, …). */
@@ -190,6 +195,7 @@ function buildGraph(
         const ctx: NodeContext = {
           jobId: job.jobId,
           nodeId: node.id,
+          step,
           organizationId: job.organizationId,
           traceId: job.traceId,
           emit: job.emit,

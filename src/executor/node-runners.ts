@@ -51,8 +51,8 @@ export function createNodeRunners(deps: NodeRunnerDependencies): NodeRunners {
         body: { input: typeof payload === "string" ? payload : JSON.stringify(payload ?? null) },
         identity: { system: "steward-executor", sessionId: ctx.jobId, traceId: ctx.traceId },
         traceparent: `00-${ctx.traceId}-${randomBytes(8).toString("hex")}-01`,
-        // The same job node calls the agent once, however often the job is resumed.
-        idempotencyKey: `job:${ctx.jobId}:${node.id}`,
+        // Each visit of the node calls the agent once, however often the job is resumed.
+        idempotencyKey: `job:${ctx.jobId}:${node.id}:${ctx.step}`,
         requestId: `job_${ctx.jobId}`,
       });
       const answer = answerFor(row);

@@ -63,6 +63,36 @@ describe("job nodes that reach outside", () => {
     expect(invocations.items).toEqual([expect.objectContaining({ status: "success" })]);
   });
 
+  it("calls the agent once per visit when a loop passes through its node", async () => {
+    const before = agent.requests.length;
+    const submitted = await t.request({
+      method: "POST",
+      url: "/api/v1/jobs",
+      payload: {
+        agent_definition: {
+          name: "scan-three",
+          nodes: [
+            { id: "count", type: "transform", expression: "{'n': $exists(count.n) ? count.n + 1 : 1}" },
+            { id: "scan", type: "external_agent", agent_id: agentId, input: "'page ' & $string(count.n)" },
+          ],
+          edges: [
+            { from: "__start__", to: "count" },
+            { from: "count", to: "scan" },
+            { from: "scan", to: "count", when: "count.n < 3" },
+            { from: "scan", to: "__end__" },
+          ],
+        },
+        input_payload: {},
+      },
+    });
+    expect(await finished(submitted.json().id)).toMatchObject({ status: "completed" });
+    expect(agent.requests.slice(before).map((request) => request.body.input)).toEqual([
+      "page 1",
+      "page 2",
+      "page 3",
+    ]);
+  });
+
   it("streams an LLM node's tokens in order, then the end event", async () => {
     const submitted = await t.request({
       method: "POST",
