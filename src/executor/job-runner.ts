@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { JobRow } from "../db/schema.js";
+import { failsAgain } from "./final-failure.js";
 import type { CompiledJobGraph } from "./graph-compiler.js";
-import { type GraphDefinition, GraphLimitError } from "./graph-definition.js";
+import type { GraphDefinition } from "./graph-definition.js";
 import type { JobGraphs } from "./job-graphs.js";
 import type { JobError } from "./job-record.js";
 import type { JobStreams } from "./job-stream.js";
@@ -74,7 +75,7 @@ export class JobRunner {
       outcome =
         error instanceof JobCancelledError || abort.signal.reason instanceof JobCancelledError
           ? { kind: "cancelled" }
-          : { kind: "failed", error: jobErrorOf(error), retryable: !(error instanceof GraphLimitError) };
+          : { kind: "failed", error: jobErrorOf(error), retryable: !failsAgain(error) };
       if (outcome.kind === "failed") emitter.emit("error", { ...outcome.error });
     } finally {
       clearInterval(watchCancel);

@@ -5,6 +5,7 @@ import type { Principal } from "../auth/permissions.js";
 import { AppError } from "../errors.js";
 import type { InvocationService } from "../invocation/invocation.service.js";
 import { answerFor } from "../invocation/invocation-response.js";
+import { HttpNodeStatusError } from "./final-failure.js";
 import type { NodeRunners } from "./graph-compiler.js";
 import type { ExternalAgentNode, HttpNode, LlmNode } from "./graph-definition.js";
 import { evaluateExpression, type GraphState } from "./graph-expression.js";
@@ -81,7 +82,10 @@ export function createNodeRunners(deps: NodeRunnerDependencies): NodeRunners {
       });
       const text = await readCapped(response.body, deps.maxResponseBytes);
       if (response.statusCode >= 400)
-        throw new Error(`${node.method ?? "GET"} ${node.url} answered ${response.statusCode}`);
+        throw new HttpNodeStatusError(
+          `${node.method ?? "GET"} ${node.url} answered ${response.statusCode}`,
+          response.statusCode,
+        );
       const json = String(response.headers["content-type"] ?? "").includes("json");
       return { status: response.statusCode, body: json && text ? JSON.parse(text) : text };
     },

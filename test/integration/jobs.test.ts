@@ -161,6 +161,39 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
     expect(bad.statusCode).toBe(400);
   });
 
+  it.each([
+    ["an HTTP node answered 404", { id: "fetch", type: "http", url: "{agent}" }],
+    [
+      "an expression fails on the state",
+      { id: "fetch", type: "transform", expression: '$error("always fails")' },
+    ],
+  ])("fails at once, without a retry, when %s: the next attempt would fail the same way", async (_, node) => {
+    const missing = await startMockAgent(() => ({ status: 404, body: { error: "no such thing" } }));
+    try {
+      const submitted = await t.request({
+        method: "POST",
+        url: "/api/v1/jobs",
+        payload: {
+          agent_definition: {
+            name: "doomed",
+            nodes: [{ ...node, ...(node.type === "http" ? { url: missing.url } : {}) }],
+            edges: [
+              { from: "__start__", to: "fetch" },
+              { from: "fetch", to: "__end__" },
+            ],
+          },
+          input_payload: {},
+        },
+      });
+      const id = submitted.json().id;
+      await until(async () => (await job(id)).status === "failed", 20_000);
+      expect(await job(id)).toMatchObject({ status: "failed", attempts: 1 });
+      expect(missing.requests.length).toBe(node.type === "http" ? 1 : 0);
+    } finally {
+      await missing.close();
+    }
+  });
+
   it("retries a failed node and ends the stream once, after the attempt that succeeded", async () => {
     const flaky = await startMockAgent((_request, index) =>
       index === 0 ? { status: 500, body: { error: "warming up" } } : { body: { ok: true } },

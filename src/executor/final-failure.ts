@@ -1,0 +1,38 @@
+import { GraphLimitError } from "./graph-definition.js";
+import { ExpressionError } from "./graph-expression.js";
+import { LlmError } from "./llm-client.js";
+
+/**
+ * An HTTP node's answer of 4xx or 5xx. Only 408, 429 and 5xx can change on a retry; any
+ * other 4xx is the same answer next time.
+ */
+export class HttpNodeStatusError extends Error {
+  override name = "HttpNodeStatusError";
+  readonly retryable: boolean;
+
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.retryable = status === 408 || status === 429 || status >= 500;
+  }
+}
+
+/**
+ * Whether running the job again would meet the same failure, so that it fails at once
+ * rather than spending its remaining deliveries: a graph limit, an expression that fails
+ * on the state, an HTTP node's 4xx, an LLM provider's refusal. Network errors, 5xx and
+ * timeouts are tried again. Node failures arrive wrapped: their causes are looked through.
+ */
+export function failsAgain(error: unknown): boolean {
+  let cause = error;
+  for (let depth = 0; depth < 8 && cause instanceof Error; depth++) {
+    if (cause instanceof GraphLimitError || cause instanceof ExpressionError) return true;
+    if (cause instanceof HttpNodeStatusError) return !cause.retryable;
+    // An aborted call says nothing of the next one (the job's own timeout is a GraphLimitError).
+    if (cause instanceof LlmError) return !cause.retryable && cause.code !== "aborted";
+    cause = cause.cause;
+  }
+  return false;
+}
