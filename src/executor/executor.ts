@@ -155,7 +155,7 @@ export class Executor {
       : new MemoryStreamBus();
     const queue = config.nats
       ? await JobQueue.connect({ url: config.nats.url, ...config.executor }, logger)
-      : new MemoryJobQueue(config.executor.maxDeliver, (error) =>
+      : new MemoryJobQueue(config.executor.maxDeliver, config.executor.concurrency, (error) =>
           logger.error({ err: error }, "job handler failed"),
         );
     if (queue instanceof JobQueue) await queue.ensure();

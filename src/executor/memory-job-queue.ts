@@ -10,19 +10,21 @@ interface Pending {
 
 /**
  * The embedded default's stand-in for JetStream: the same deliveries (ack, nak with a
- * delay, term, working) in one process, so jobs run through the same worker code. It
- * keeps nothing across restarts; the executor re-submits unfinished jobs at start.
+ * delay, term, working) in one process, so jobs run through the same worker code, at
+ * most `concurrency` at once as a JetStream consumer's worker runs them. It keeps nothing
+ * across restarts; the executor re-submits unfinished jobs at start.
  */
 export class MemoryJobQueue {
   private handler?: (delivery: JobDelivery) => Promise<void>;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
-  /** Submitted before consume() began: delivered as soon as it does. */
+  /** Not handed to the worker yet: submitted before consume() began, or while every slot was taken. */
   private readonly backlog: Pending[] = [];
   private stopped = false;
 
   constructor(
     private readonly maxDeliver: number,
+    private readonly concurrency: number,
     private readonly onHandlerError: (error: unknown) => void,
   ) {}
 
@@ -44,9 +46,9 @@ export class MemoryJobQueue {
   }
 
   /**
-   * The same figures as JetStream's consumer info: not yet handed to the worker (only
-   * before consume() begins), and handed over but not finished, waiting for a redelivery
-   * included (a JetStream nak with a delay stays ack-pending too).
+   * The same figures as JetStream's consumer info: not yet handed to the worker, and
+   * handed over but not finished, waiting for a redelivery included (a JetStream nak with
+   * a delay stays ack-pending too).
    */
   pending(): { pending: number; ackPending: number } {
     return { pending: this.backlog.length, ackPending: this.inFlight.size + this.timers.size };
@@ -55,7 +57,7 @@ export class MemoryJobQueue {
   private deliver(message: Pending): void {
     const handle = this.handler;
     if (this.stopped) return;
-    if (!handle) {
+    if (!handle || this.inFlight.size >= this.concurrency) {
       this.backlog.push(message);
       return;
     }
@@ -81,6 +83,10 @@ export class MemoryJobQueue {
       delivery.nak(1000);
     });
     this.inFlight.add(run);
-    void run.finally(() => this.inFlight.delete(run));
+    void run.finally(() => {
+      this.inFlight.delete(run);
+      const next = this.backlog.shift();
+      if (next) this.deliver(next);
+    });
   }
 }

@@ -269,3 +269,53 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
     ]);
   });
 });
+
+describe("jobs in process, several at once", () => {
+  it("runs at most STEWARD_JOBS_CONCURRENCY jobs at a time, and every job", async () => {
+    let active = 0;
+    let mostAtOnce = 0;
+    const slow = await startMockAgent(() => {
+      active += 1;
+      mostAtOnce = Math.max(mostAtOnce, active);
+      setTimeout(() => {
+        active -= 1;
+      }, 250);
+      return { delayMs: 250, body: { ok: true } };
+    });
+    const t = await startTestSteward("embedded", {
+      STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
+      STEWARD_JOBS_CONCURRENCY: "2",
+    });
+    try {
+      const definition = {
+        name: "slow-call",
+        nodes: [{ id: "call", type: "http", url: slow.url }],
+        edges: [
+          { from: "__start__", to: "call" },
+          { from: "call", to: "__end__" },
+        ],
+      };
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const submitted = await t.request({
+          method: "POST",
+          url: "/api/v1/jobs",
+          payload: { agent_definition: definition, input_payload: { i } },
+        });
+        ids.push(submitted.json().id);
+      }
+      const statuses = async () =>
+        Promise.all(
+          ids.map(
+            async (id) => (await t.request({ method: "GET", url: `/api/v1/jobs/${id}` })).json().status,
+          ),
+        );
+      await until(async () => (await statuses()).every((status) => status === "completed"), 20_000);
+      expect(slow.requests).toHaveLength(6);
+      expect(mostAtOnce).toBe(2);
+    } finally {
+      await t.close();
+      await slow.close();
+    }
+  });
+});
