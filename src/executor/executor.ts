@@ -24,6 +24,7 @@ import {
 } from "./job-event.js";
 import { JobGraphs } from "./job-graphs.js";
 import { type JobConsumer, JobQueue, redeliveryDelayMs } from "./job-queue.js";
+import type { NewJob } from "./job-record.js";
 import { JobResults } from "./job-results.js";
 import { JobRunner } from "./job-runner.js";
 import { FINAL_STATUSES, type JobStatus, JobStore, outcomeOf, toJobView } from "./job-store.js";
@@ -174,10 +175,13 @@ export class Executor {
     if (this.queue instanceof JobQueue) await this.graphs.prepare();
     this.consumer = this.queue.consume((delivery) => this.worker.handle(delivery));
     if (this.queue instanceof MemoryJobQueue) {
-      // Nothing durable held these: pick up what a previous run left unfinished. On the
-      // embedded database this is the only process, so the leases it held before are void.
-      if (this.deps.database.kind === "embedded") await this.store.releaseUnfinished("http");
-      for (const row of await this.store.unfinished("http")) this.requeue(this.queue, row);
+      // Nothing durable held these: pick up what a previous run left unfinished — submitted
+      // jobs, and CloudEvents whose caller lost its answer with the process (asking again, it
+      // finds the job running or its result). On the embedded database this is the only
+      // process, so the leases it held before are void.
+      const inProcess: NewJob["source"][] = ["http", "cloudevent"];
+      if (this.deps.database.kind === "embedded") await this.store.releaseUnfinished(inProcess);
+      for (const row of await this.store.unfinished(inProcess)) this.requeue(this.queue, row);
     }
   }
 

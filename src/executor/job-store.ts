@@ -307,20 +307,20 @@ export class JobStore {
       .limit(limit);
   }
 
-  /** Jobs this process should pick up again after a restart (embedded mode: no broker kept them). */
-  async unfinished(source: NewJob["source"]): Promise<JobRow[]> {
+  /** Jobs this process should pick up again after a restart (in process: no broker kept them). */
+  async unfinished(sources: NewJob["source"][]): Promise<JobRow[]> {
     return this.db
       .select()
       .from(jobs)
-      .where(and(eq(jobs.source, source), literalIn(jobs.status, ["queued", "running"])));
+      .where(and(inArray(jobs.source, sources), literalIn(jobs.status, ["queued", "running"])));
   }
 
-  /** Clears every lease on unfinished jobs of `source`: only for a process that knows it is the only one. */
-  async releaseUnfinished(source: NewJob["source"]): Promise<void> {
+  /** Clears every lease on unfinished jobs of `sources`: only for a process that knows it is the only one. */
+  async releaseUnfinished(sources: NewJob["source"][]): Promise<void> {
     await this.db
       .update(jobs)
       .set({ leaseUntil: null })
-      .where(and(eq(jobs.source, source), literalIn(jobs.status, ["running"])));
+      .where(and(inArray(jobs.source, sources), literalIn(jobs.status, ["running"])));
   }
 
   async deadLetter(letter: DeadLetter): Promise<void> {
