@@ -102,6 +102,7 @@ export class Executor {
     });
     this.results = new JobResults(
       this.store,
+      this.streams,
       (job, outcome) => this.publishResult(job, outcome),
       (status) => metrics.jobs.inc({ event: status }),
     );

@@ -1,6 +1,8 @@
 import type { JobRow } from "../db/schema.js";
 import type { JobExecutionEvent, JobOutcome } from "./job-event.js";
+import type { JobError } from "./job-record.js";
 import { type JobStore, outcomeOf } from "./job-store.js";
+import type { JobStreams } from "./job-stream.js";
 
 /** Sends a job's result event (JetStream when configured; nowhere in the embedded default). */
 export type PublishResult = (
@@ -18,6 +20,7 @@ type StoredOutcome = Parameters<JobStore["finish"]>[1];
 export class JobResults {
   constructor(
     private readonly store: JobStore,
+    private readonly streams: JobStreams,
     private readonly publish: PublishResult,
     private readonly onFinished: (status: StoredOutcome["status"]) => void,
   ) {}
@@ -32,6 +35,24 @@ export class JobResults {
     this.onFinished(stored.status);
     await this.announceIfUnpublished(row, job);
     return true;
+  }
+
+  /**
+   * Fails a job no run is ending (its worker was lost, its message given up). Its watchers
+   * get the `error` and `end` events a run would have sent, so no stream waits for ever.
+   */
+  async failOutsideRun(
+    job: Pick<JobExecutionEvent, "job_id" | "trace_id">,
+    error: JobError,
+  ): Promise<boolean> {
+    const concluded = await this.conclude(job, { status: "failed", error });
+    if (concluded) {
+      const emitter = await this.streams.emitter(job.job_id);
+      emitter.emit("error", { ...error });
+      emitter.emit("end", {});
+      await emitter.flush();
+    }
+    return concluded;
   }
 
   async announceIfUnpublished(

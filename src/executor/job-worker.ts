@@ -190,7 +190,7 @@ export class JobWorker {
     if (!row) await results.announceRowless(job, error);
     // Only a row of the message's own organization: a message cannot fail another tenant's job.
     else if (row.organizationId === (job.organization_id ?? DEFAULT_ORGANIZATION_ID))
-      await results.conclude(job, { status: "failed", error });
+      await results.failOutsideRun(job, error);
   }
 
   private async deadLetter(delivery: JobDelivery, reason: string, jobId?: string): Promise<void> {

@@ -51,10 +51,7 @@ export class LostJobSweeper {
     const { store, results, logger, lostAfterMs } = this.options;
     const lost = await store.lost(lostAfterMs, BATCH);
     for (const row of lost) {
-      await results.conclude(
-        { job_id: row.id, trace_id: row.traceId },
-        { status: "failed", error: WORKER_LOST },
-      );
+      await results.failOutsideRun({ job_id: row.id, trace_id: row.traceId }, WORKER_LOST);
     }
     if (lost.length > 0) logger.warn({ count: lost.length }, "failed jobs whose workers were lost");
     return lost.length;

@@ -1,9 +1,14 @@
 import { randomBytes } from "node:crypto";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../src/db/database.js";
 import { isForeignKeyViolation } from "../../src/db/errors.js";
 import type { NewJob } from "../../src/executor/job-record.js";
+import { JobResults } from "../../src/executor/job-results.js";
 import { JobStore } from "../../src/executor/job-store.js";
+import { JobStreams } from "../../src/executor/job-stream.js";
+import { WORKER_LOST } from "../../src/executor/lost-jobs.js";
+import { MemoryStreamBus } from "../../src/executor/stream-bus.js";
 import { SHOUT } from "../helpers/jobs.js";
 import { openTestDatabase } from "../helpers/schema.js";
 
@@ -107,6 +112,38 @@ describe("job store", () => {
     const lost = (await store.lost(30_000, 1000)).map((row) => row.id);
     expect(lost).toContain(last.id);
     expect(lost).not.toContain(waiting.id);
+  });
+
+  it("fails a job no run is ending, and ends its stream: watchers see the error and the end", async () => {
+    const streams = new JobStreams(database.db, new MemoryStreamBus(), 100, pino({ level: "silent" }));
+    const announced: string[] = [];
+    const results = new JobResults(
+      store,
+      streams,
+      async (job, outcome) => {
+        announced.push(`${job.job_id}:${outcome.kind}`);
+      },
+      () => {},
+    );
+    const job = newJob();
+    await store.createAndStart(job, LEASE_MS, true);
+    const watched: string[] = [];
+    const stop = await streams.subscribe(job.id, (event) => watched.push(event.event_type));
+    try {
+      expect(await results.failOutsideRun({ job_id: job.id, trace_id: job.traceId }, WORKER_LOST)).toBe(true);
+    } finally {
+      await stop();
+    }
+    expect(watched).toEqual(["error", "end"]);
+    expect((await streams.history(job.id)).map((event) => [event.seq, event.event_type])).toEqual([
+      [1, "error"],
+      [2, "end"],
+    ]);
+    expect(await store.find(job.id)).toMatchObject({ status: "failed", error: WORKER_LOST });
+    expect(announced).toEqual([`${job.id}:failed`]);
+    // Already final: neither stored nor streamed again.
+    expect(await results.failOutsideRun({ job_id: job.id, trace_id: job.traceId }, WORKER_LOST)).toBe(false);
+    expect(await streams.history(job.id)).toHaveLength(2);
   });
 
   it("refuses a job of an unknown organization without failing the jobs beside it", async () => {
