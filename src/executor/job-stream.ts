@@ -30,7 +30,7 @@ const ALWAYS_STORED = new Set(["end", "error"]);
 
 export interface JobEmitter {
   emit(eventType: string, data: Record<string, unknown>): void;
-  /** Resolves when every event emitted so far is stored and published. */
+  /** Resolves when every event emitted so far is stored and handed to the bus. */
   flush(): Promise<void>;
 }
 
@@ -104,14 +104,21 @@ export class JobStreams {
     );
   }
 
+  /**
+   * Stores the event, then publishes it without waiting for the bus: publishes still go out
+   * in order (one connection), and a bus that is away (Redis down) cannot hold up storing
+   * the events after it, or the job itself. Readers then follow the stored events.
+   */
   private async record(jobId: string, event: JobStreamEvent): Promise<void> {
+    // A lost stream event must not fail the job itself: its result is what counts.
+    const lost = (error: unknown) =>
+      this.logger.warn({ err: error, job_id: jobId, seq: event.seq }, "job stream event not delivered");
     try {
       if (event.seq <= this.maxStoredEvents || ALWAYS_STORED.has(event.event_type))
         await this.inserts.submit({ jobId, seq: event.seq, eventType: event.event_type, data: event.data });
-      await this.bus.publish(streamChannel(jobId), JSON.stringify(event));
     } catch (error) {
-      // A lost stream event must not fail the job itself: its result is what counts.
-      this.logger.warn({ err: error, job_id: jobId, seq: event.seq }, "job stream event not delivered");
+      lost(error);
     }
+    this.bus.publish(streamChannel(jobId), JSON.stringify(event)).catch(lost);
   }
 }

@@ -223,6 +223,8 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
           connection: "keep-alive",
           "x-request-id": String(request.id),
         });
+        // The reader learns at once that its stream is open, before any event.
+        reply.raw.flushHeaders();
         const write = (event: JobStreamEvent) =>
           reply.raw.write(`id: ${event.seq}\nevent: ${event.event_type}\ndata: ${JSON.stringify(event)}\n\n`);
         await replayThenFollow(
@@ -268,10 +270,16 @@ export function jobRoutes(executor: Executor): FastifyPluginAsyncTypebox {
   };
 }
 
+/** How long a stream waits for its live channel (Redis) before following the stored events instead. */
+const SUBSCRIBE_WAIT_MS = 2_000;
+/** How often a stream without its live channel reads the stored events. */
+const POLL_MS = 1_000;
+
 /**
  * Sends what a job has streamed after `after`, then its live events, without a gap or a
  * repeat (live events are held until the history is out, and numbered), and ends after
- * the `end` event — at once for a job that has already ended.
+ * the `end` event — at once for a job that has already ended. When the live channel
+ * cannot be had (Redis away), the stored events are read every second instead.
  */
 async function replayThenFollow(
   executor: Executor,
@@ -285,24 +293,61 @@ async function replayThenFollow(
   let finished = false;
   const held: JobStreamEvent[] = [];
   let replaying = true;
+  let stopFollowing = async () => {};
+  const finish = () => {
+    finished = true;
+    void stopFollowing().finally(end);
+  };
   const deliver = (event: JobStreamEvent) => {
     if (finished || event.seq <= last) return;
     last = event.seq;
     send(event);
-    if (event.event_type === "end") {
-      finished = true;
-      void unsubscribe().finally(end);
-    }
+    if (event.event_type === "end") finish();
   };
-  const unsubscribe = await executor.streams.subscribe(jobId, (event) => {
+  const live = await liveChannel(executor, jobId, (event) => {
     if (replaying) held.push(event);
     else deliver(event);
   });
+  if (live) stopFollowing = live;
   onClose(() => {
     finished = true;
-    void unsubscribe();
+    void stopFollowing();
   });
   for (const event of await executor.streams.history(jobId, after)) deliver(event);
   replaying = false;
   for (const event of held.splice(0)) deliver(event);
+  if (live || finished) return;
+  const timer = setInterval(() => {
+    // A read that fails ends the stream; the reader resumes with Last-Event-ID.
+    executor.streams.history(jobId, last).then((events) => events.forEach(deliver), finish);
+  }, POLL_MS);
+  stopFollowing = async () => clearInterval(timer);
+}
+
+/**
+ * The job's live events, or undefined when the channel cannot be had within
+ * SUBSCRIBE_WAIT_MS (Redis unreachable): the caller follows the stored events then.
+ */
+async function liveChannel(
+  executor: Executor,
+  jobId: string,
+  listener: (event: JobStreamEvent) => void,
+): Promise<(() => Promise<void>) | undefined> {
+  const subscribing = executor.streams.subscribe(jobId, listener);
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS, undefined);
+  });
+  try {
+    const unsubscribe = await Promise.race([subscribing, waited]);
+    // Given up on: a subscription that comes through later is undone at once. One that fails
+    // later, or whose undoing fails, has already dropped its listener: nothing is left to undo.
+    if (unsubscribe === undefined) subscribing.then((late) => late()).catch(() => undefined);
+    return unsubscribe;
+  } catch {
+    // Refused (Redis away): the stored events are followed instead.
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -71,7 +71,15 @@ export class RedisStreamBus implements StreamBus {
   async subscribe(channel: string, listener: (message: string) => void) {
     const first = !this.local.hasSubscribers(channel);
     const unsubscribeLocal = await this.local.subscribe(channel, listener);
-    if (first) await this.subscriber.subscribe(channel);
+    if (first) {
+      try {
+        await this.subscriber.subscribe(channel);
+      } catch (error) {
+        // Not subscribed: the listener would wait on a channel nobody feeds.
+        await unsubscribeLocal();
+        throw error;
+      }
+    }
     return async () => {
       await unsubscribeLocal();
       if (!this.local.hasSubscribers(channel)) await this.subscriber.unsubscribe(channel);

@@ -319,3 +319,41 @@ describe("jobs in process, several at once", () => {
     }
   });
 });
+
+describe("job streams while Redis is away", () => {
+  it("still sends the stored events and follows the job to its end", async () => {
+    const slow = await startMockAgent(() => ({ delayMs: 1500, body: { ok: true } }));
+    // Nothing listens on port 1: the live channel can never be had.
+    const t = await startTestSteward("postgres", {
+      STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
+      REDIS_URL: "redis://127.0.0.1:1",
+    });
+    try {
+      const submitted = await t.request({
+        method: "POST",
+        url: "/api/v1/jobs",
+        payload: {
+          agent_definition: {
+            name: "slow-call",
+            nodes: [{ id: "call", type: "http", url: slow.url }],
+            edges: [
+              { from: "__start__", to: "call" },
+              { from: "call", to: "__end__" },
+            ],
+          },
+          input_payload: {},
+        },
+      });
+      // Opened while the job runs: what it streams from then on comes from the stored events.
+      const stream = await t.request({ method: "GET", url: `/api/v1/jobs/${submitted.json().id}/stream` });
+      const types = stream.body
+        .split("\n\n")
+        .filter((block) => block.includes("data: "))
+        .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)).event_type);
+      expect(types).toEqual(["node_start", "http_call", "node_end", "end"]);
+    } finally {
+      await t.close();
+      await slow.close();
+    }
+  }, 30_000);
+});
