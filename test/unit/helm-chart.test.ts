@@ -691,6 +691,13 @@ describe("deploy/helm/steward: rendered", () => {
     }
   });
 
+  it("keeps no API budget for a single API pod, whose budget would block every node drain", () => {
+    const single = render({ api: { replicas: 1 } });
+    expect(
+      single.objects.filter((object) => object.kind === "PodDisruptionBudget").map((o) => o.metadata.name),
+    ).toEqual(["steward-worker"]);
+  });
+
   it("scrapes /metrics of the API pods through the Service's http port", () => {
     const monitor = find<K8sObject>(everything, "ServiceMonitor") as K8sObject & {
       spec: {
