@@ -113,6 +113,11 @@ export interface LifecycleConfig {
   agentEnvironment: Record<string, string>;
   /** PATH handed to agent processes (nothing else of Steward's environment is). */
   agentPath: string;
+  /**
+   * The NATS queue group Steward's replicas share agents' reports in. Installations sharing
+   * a NATS server each need their own, or each gets only part of its agents' reports.
+   */
+  natsQueueGroup: string;
 }
 
 export interface ExecutorConfig {
@@ -277,6 +282,7 @@ export function loadConfig(env: Env = process.env): Config {
       stopGraceMs: integer("STEWARD_AGENTS_STOP_GRACE_MS", 10_000, 100, 600_000),
       agentEnvironment: agentEnvironment(env),
       agentPath: read("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+      natsQueueGroup: read("STEWARD_AGENTS_NATS_QUEUE") ?? "steward-lifecycle",
     },
   };
 }

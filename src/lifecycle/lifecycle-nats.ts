@@ -14,9 +14,6 @@ export interface AgentMessageHandlers {
   logs(agent: ManagedAgentRow, body: LogsBody): Promise<void>;
 }
 
-/** Replicas share the work: each message goes to one member of this queue group. */
-const QUEUE_GROUP = "steward-lifecycle";
-
 /**
  * Steward's side of the managed agents' NATS subjects: it listens to what agents
  * report and sends them control messages. Without decentralized auth the subject is
@@ -27,13 +24,15 @@ export class LifecycleNats implements ControlChannel {
 
   private constructor(
     private readonly connection: NatsConnection,
+    /** Replicas share the work: each message goes to one member of this queue group. */
+    private readonly queueGroup: string,
     private readonly logger: Logger,
   ) {}
 
   /** Connects (failing fast when the server does not answer) and then reconnects for ever. */
-  static async connect(url: string, logger: Logger): Promise<LifecycleNats> {
+  static async connect(url: string, queueGroup: string, logger: Logger): Promise<LifecycleNats> {
     const connection = await connect({ servers: url, name: "steward-lifecycle", maxReconnectAttempts: -1 });
-    return new LifecycleNats(connection, logger);
+    return new LifecycleNats(connection, queueGroup, logger);
   }
 
   listen(handlers: AgentMessageHandlers): void {
@@ -59,7 +58,7 @@ export class LifecycleNats implements ControlChannel {
   ): void {
     const validator = Compile(schema);
     const subscription = this.connection.subscribe(`agents.*.${kind}`, {
-      queue: QUEUE_GROUP,
+      queue: this.queueGroup,
       callback: (error, message) => {
         if (error) {
           this.logger.warn({ err: error, kind }, "agent subscription error");
@@ -78,8 +77,20 @@ export class LifecycleNats implements ControlChannel {
             this.logger.warn({ agent_id: agentId, kind }, "agent message does not match its schema; dropped");
             return;
           }
+          // Over HTTP a heartbeat naming another agent is refused; here it is dropped.
+          const named = (body as { agent_id?: unknown }).agent_id;
+          if (named !== undefined && named !== agentId) {
+            this.logger.warn(
+              { agent_id: agentId, named, kind },
+              "agent message names another agent; dropped",
+            );
+            return;
+          }
           const agent = await handlers.findAgent(agentId);
-          if (!agent) return;
+          if (!agent) {
+            this.logger.warn({ agent_id: agentId, kind }, "agent message for an unknown agent; dropped");
+            return;
+          }
           await handle(agent, body as never);
         })().catch((failure: unknown) =>
           this.logger.error({ err: failure, agent_id: agentId, kind }, "agent message could not be recorded"),

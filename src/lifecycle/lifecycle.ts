@@ -131,7 +131,7 @@ export class Lifecycle {
     // Checked before connecting, so a bad seed leaves no connection open.
     const natsCredentials = natsIssuer(deps.config);
     const nats = deps.config.nats
-      ? await LifecycleNats.connect(deps.config.nats.url, deps.logger)
+      ? await LifecycleNats.connect(deps.config.nats.url, deps.config.lifecycle.natsQueueGroup, deps.logger)
       : undefined;
     return new Lifecycle(deps, organization.id, natsCredentials, nats);
   }
