@@ -46,9 +46,8 @@ export function agentWebSocketRoutes(
         const send = (message: () => Promise<ConfigMessage | undefined>) => {
           queue = queue
             .then(async () => {
-              // Checked before the config is even read: it can hold secrets.
-              if (!(await guarded.allowed())) return;
               const next = await message();
+              // The config can hold secrets: it goes out only while the credential stands.
               if (next) await guarded.send(JSON.stringify(next));
             })
             .catch((error: unknown) => {

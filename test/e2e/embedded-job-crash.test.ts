@@ -51,34 +51,36 @@ describe("a CloudEvent job on the embedded default, across SIGKILL", () => {
 
     const first = await start();
     const jobId = `ce-crash-${randomBytes(3).toString("hex")}`;
-    const answer = fetch(`${base}/`, {
-      method: "POST",
-      headers: {
-        ...headers,
-        "ce-specversion": "1.0",
-        "ce-id": jobId,
-        "ce-source": "test",
-        "ce-type": "steward.job.execute",
-        "content-type": "application/json",
-      },
-      body: JSON.stringify({
-        job_id: jobId,
-        trace_id: randomBytes(16).toString("hex"),
-        agent_definition: {
-          name: "call-once",
-          nodes: [{ id: "call", type: "http", url: agent.url }],
-          edges: [
-            { from: "__start__", to: "call" },
-            { from: "call", to: "__end__" },
-          ],
+    // Its caller loses the answer with the process (checked from the start, so the rejection is never unhandled).
+    const answerLost = expect(
+      fetch(`${base}/`, {
+        method: "POST",
+        headers: {
+          ...headers,
+          "ce-specversion": "1.0",
+          "ce-id": jobId,
+          "ce-source": "test",
+          "ce-type": "steward.job.execute",
+          "content-type": "application/json",
         },
-        input_payload: {},
+        body: JSON.stringify({
+          job_id: jobId,
+          trace_id: randomBytes(16).toString("hex"),
+          agent_definition: {
+            name: "call-once",
+            nodes: [{ id: "call", type: "http", url: agent.url }],
+            edges: [
+              { from: "__start__", to: "call" },
+              { from: "call", to: "__end__" },
+            ],
+          },
+          input_payload: {},
+        }),
       }),
-    });
+    ).rejects.toThrow();
     await until(() => (agent as MockAgent).requests.length === 1, 30_000);
     await first.kill("SIGKILL");
-    // Its caller lost the answer with the process.
-    await expect(answer).rejects.toThrow();
+    await answerLost;
 
     await start();
     const job = async () =>

@@ -104,6 +104,7 @@ describe("loadConfig", () => {
           stopGraceMs: 10_000,
           agentEnvironment: {},
           agentPath: "/usr/local/bin:/usr/bin:/bin",
+          natsQueueGroup: "steward-lifecycle",
         },
       });
     });
