@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
+import { targetOrganization } from "../auth/access-control.js";
 import { API_SECURITY } from "../http/openapi.js";
 import type { Executor } from "./executor.js";
 import { jobFromHttp } from "./job-event.js";
@@ -28,12 +29,12 @@ export function cloudEventRoutes(executor: Executor): FastifyPluginAsync {
           request.headers,
           (request.body as Buffer | undefined) ?? Buffer.alloc(0),
         );
-        incoming.job.organization_id ??= request.principal.organizationId;
-        if (
-          incoming.job.organization_id !== request.principal.organizationId &&
-          !request.principal.platformAdmin
-        )
-          incoming.job.organization_id = request.principal.organizationId;
+        // Another organization than the caller's own: platform admins only (403 otherwise).
+        incoming.job.organization_id = targetOrganization(
+          request,
+          incoming.job.organization_id,
+          "jobs:submit",
+        );
         const { ok, event } = await executor.runNow(incoming);
         return reply
           .status(ok ? 200 : 503)

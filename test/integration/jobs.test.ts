@@ -262,6 +262,13 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
     const theirs = await t.request({ ...cloudEvent({ job_id: jobId }), key: other.key });
     expect(theirs.statusCode).toBe(409);
     expect(theirs.body).not.toContain("SECRET OF THE FIRST ORG");
+    // Naming another organization is for platform admins only: refused, not quietly run as their own.
+    const intoMine = await t.request({
+      ...cloudEvent({ job_id: `intruder-${kind}`, organization_id: "default" }),
+      key: other.key,
+    });
+    expect(intoMine.statusCode).toBe(403);
+    expect((await t.request({ method: "GET", url: `/api/v1/jobs/intruder-${kind}` })).statusCode).toBe(404);
     const unknown = await t.request(cloudEvent({ job_id: `nowhere-${kind}`, organization_id: "org_nope" }));
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().error.details.errors).toEqual([
