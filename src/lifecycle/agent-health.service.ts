@@ -127,9 +127,15 @@ export class AgentHealthService {
       this.telemetry.latestMetrics(organizationId, agentId),
       this.alerts.list(organizationId, { agentId, open: true }, { page: 1, limit: 20, offset: 0 }),
     ]);
-    const since = Math.max(row.lastHeartbeatAt?.getTime() ?? 0, row.stateChangedAt.getTime());
-    const missed =
-      row.state === "running" ? Math.floor((Date.now() - since) / 1000 / row.heartbeatIntervalS) : 0;
+    // Running: beats missed since the last one, or since it started running. Failed: since the
+    // last beat, which is what failed it when its beats stopped.
+    const since =
+      row.state === "running"
+        ? Math.max(row.lastHeartbeatAt?.getTime() ?? 0, row.stateChangedAt.getTime())
+        : row.state === "failed"
+          ? row.lastHeartbeatAt?.getTime()
+          : undefined;
+    const missed = since === undefined ? 0 : Math.floor((Date.now() - since) / 1000 / row.heartbeatIntervalS);
     const uptime = row.lastHeartbeat?.uptime;
     return {
       agent_id: row.id,

@@ -86,6 +86,9 @@ describe("managed agent health", () => {
       "failed",
     ]);
     expect(history.items[2].reason).toMatch(/missed \d+ heartbeats/);
+    // Its health says how many beats it missed, not 0 for an agent no longer running.
+    const health = (await t.request({ method: "GET", url: `/api/v1/agents/${id}/health` })).json();
+    expect(health.missed_heartbeats).toBeGreaterThanOrEqual(2);
 
     expect((await heartbeat(id, token)).statusCode).toBe(202);
     expect(await agentState(id)).toMatchObject({ state: "running", health: "healthy" });
