@@ -2,7 +2,7 @@ import Type from "typebox";
 import type { AdapterDefinition, HttpAnswer, InvocationNotice } from "./adapter.js";
 import { readConfig, STRICT, secret, text } from "./config-fields.js";
 import { durationText, headline, outputText, statusLabel } from "./notice-text.js";
-import { parseJson, readAnswer } from "./platform-answer.js";
+import { parseJson, readAnswer, reasonOf } from "./platform-answer.js";
 import { isShareableLink } from "./shareable-link.js";
 import { truncate } from "./truncate.js";
 
@@ -84,8 +84,21 @@ export function telegramMessage(notice: InvocationNotice, chatId: number | strin
   };
 }
 
+/**
+ * Telegram's reason, with the chat's new id when a group became a supergroup: every
+ * delivery to the old id fails until `chat_id` is changed to it.
+ */
+function telegramReason(answer: HttpAnswer): string | undefined {
+  const reason = reasonOf(answer);
+  const movedTo = botAnswer(answer).parameters?.migrate_to_chat_id;
+  return typeof movedTo === "number" ? `${reason ?? "chat moved"} (set chat_id to ${movedTo})` : reason;
+}
+
 /** Every Bot API answer is JSON with `ok`; a 429 says how long to wait in `parameters.retry_after`. */
-function botAnswer(answer: HttpAnswer): { ok?: unknown; parameters?: { retry_after?: unknown } } {
+function botAnswer(answer: HttpAnswer): {
+  ok?: unknown;
+  parameters?: { retry_after?: unknown; migrate_to_chat_id?: unknown };
+} {
   const json = parseJson(answer.body);
   return typeof json === "object" && json !== null ? json : {};
 }
@@ -109,6 +122,7 @@ export const telegramAdapter: AdapterDefinition = {
           secrets: [token, url],
           now,
           accepts: (answer) => botAnswer(answer).ok === true,
+          reasonOf: telegramReason,
           bodyRetryAfterMs: (answer) => {
             const seconds = botAnswer(answer).parameters?.retry_after;
             return typeof seconds === "number" && seconds >= 0 ? seconds * 1000 : undefined;

@@ -205,6 +205,21 @@ describe("telegram answers", () => {
     const { send } = fakeSender(() => ({ statusCode: 429, body }));
     expect(await adapter.deliver(payload, send, 1000)).toMatchObject({ retryable: true, retryAfterMs: 3000 });
   });
+
+  it("names the new chat id of a group that became a supergroup", async () => {
+    const body = JSON.stringify({
+      ok: false,
+      error_code: 400,
+      description: "Bad Request: group chat was upgraded to a supergroup chat",
+      parameters: { migrate_to_chat_id: -1001234567890 },
+    });
+    const { send } = fakeSender(() => ({ statusCode: 400, body }));
+    expect(await adapter.deliver(payload, send, 1000)).toMatchObject({
+      retryable: false,
+      error:
+        "Telegram answered HTTP 400: Bad Request: group chat was upgraded to a supergroup chat (set chat_id to -1001234567890)",
+    });
+  });
 });
 
 describe("telegram against a local Bot API server", () => {
