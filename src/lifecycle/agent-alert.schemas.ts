@@ -11,12 +11,12 @@ export const AgentAlertRuleBody = Type.Object(
     agent_id: Type.Optional(
       Type.String({ minLength: 1, maxLength: 100, description: "Omitted: every agent" }),
     ),
-    kind: Type.Enum(["missed_heartbeats", "error_rate", "metric_threshold"], {
+    kind: Type.Enum(["missed_heartbeats", "error_rate", "metric_threshold", "crash_loop"], {
       description:
-        "missed_heartbeats: threshold = beats missed; error_rate: threshold = errors / events_processed over window_s; metric_threshold: the latest value of `metric` above threshold",
+        "missed_heartbeats: threshold = beats missed; error_rate: threshold = errors / events_processed over window_s; metric_threshold: the latest value of `metric` above threshold; crash_loop: no threshold, routes the crash-loop alerts Steward raises itself to notify_external_agent_id",
     }),
     metric: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-    threshold: Type.Number({ minimum: 0 }),
+    threshold: Type.Optional(Type.Number({ minimum: 0, description: "Required, except for crash_loop" })),
     window_s: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400 })),
     notify_external_agent_id: Type.Optional(
       Type.String({

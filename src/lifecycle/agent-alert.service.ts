@@ -85,6 +85,16 @@ export class AgentAlertService {
   async createRule(organizationId: string, body: AgentAlertRuleBody, context: RequestContext) {
     if (body.kind === "metric_threshold" && !body.metric)
       throw new ValidationError([{ field: "metric", message: "is required for a metric_threshold rule" }]);
+    if (body.kind !== "crash_loop" && body.threshold === undefined)
+      throw new ValidationError([{ field: "threshold", message: `is required for a ${body.kind} rule` }]);
+    // It fires nothing itself: without a channel it would do nothing at all.
+    if (body.kind === "crash_loop" && !body.notify_external_agent_id)
+      throw new ValidationError([
+        {
+          field: "notify_external_agent_id",
+          message: "is required for a crash_loop rule, which only routes alerts",
+        },
+      ]);
     if (body.agent_id) await this.requireManagedAgent(organizationId, body.agent_id);
     if (body.notify_external_agent_id)
       await this.requireChannel(organizationId, body.notify_external_agent_id);
@@ -101,7 +111,7 @@ export class AgentAlertService {
             agentId: body.agent_id ?? null,
             kind: body.kind,
             metric: body.metric ?? null,
-            threshold: body.threshold,
+            threshold: body.threshold ?? 0,
             windowS: body.window_s ?? 300,
             notifyExternalAgentId: body.notify_external_agent_id ?? null,
             createdBy: context.actor.id,

@@ -2,9 +2,10 @@ import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
+import { startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
 import { TEST_NATS_URL } from "../helpers/services.js";
-import { startTestSteward, type TestSteward } from "../helpers/steward.js";
+import { registerAgent, startTestSteward, type TestSteward } from "../helpers/steward.js";
 
 const EXAMPLES = fileURLToPath(new URL("../../examples/agents/", import.meta.url));
 
@@ -29,6 +30,8 @@ describe("managed agent processes over NATS", () => {
       STEWARD_AGENTS_RESTART_DELAY_MS: "100",
       STEWARD_AGENTS_MAX_RESTARTS: "2",
       STEWARD_AGENTS_STOP_GRACE_MS: "2000",
+      // The crash-loop alert's channel below is a local stand-in.
+      STEWARD_ALLOW_PRIVATE_NETWORKS: "127.0.0.1/32",
     });
     await t.steward.server.listen({ host: "127.0.0.1", port });
     const discovered = (await t.request({ method: "GET", url: "/api/v1/agents?name=log-sentinel" })).json();
@@ -104,6 +107,20 @@ describe("managed agent processes over NATS", () => {
   });
 
   it("restarts the agent after SIGKILL, and marks it failed after repeated crashes", async () => {
+    // A crash_loop rule fires nothing itself: it sends Steward's own crash-loop alerts to a channel.
+    const channel = await startMockAgent(() => ({ status: 200, body: {} }));
+    const channelId = await registerAgent(t, channel.url, { platform_config: { webhook_url: channel.url } });
+    const rule = await t.request({
+      method: "POST",
+      url: "/api/v1/agents/alert-rules",
+      payload: {
+        name: "crashes",
+        kind: "crash_loop",
+        agent_id: agentId,
+        notify_external_agent_id: channelId,
+      },
+    });
+    expect(rule.statusCode, rule.body).toBe(201);
     const first = (await pid()) as number;
     crash(first);
     await until(async () => {
@@ -133,6 +150,9 @@ describe("managed agent processes over NATS", () => {
     ).json();
     expect(alerts.items).toEqual([expect.objectContaining({ kind: "crash_loop" })]);
     expect((await get("/process")).process).toBeNull();
+    await until(() => channel.requests.length > 0);
+    expect(channel.requests[0]?.rawBody).toContain(alerts.items[0].id);
+    await channel.close();
   });
 
   it("stops the agent's process when its status is set to deleted: nothing could stop it after", async () => {
