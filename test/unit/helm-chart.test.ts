@@ -555,7 +555,8 @@ describe("deploy/helm/steward: rendered", () => {
       return grace;
     };
     expect(check(base, "steward-api", "api")).toBe(40);
-    expect(check(base, "steward-worker", "worker")).toBe(35);
+    // Workers give running jobs 150 s, an LLM call's whole timeout.
+    expect(check(base, "steward-worker", "worker")).toBe(160);
     const long = render({ worker: { config: { STEWARD_SHUTDOWN_TIMEOUT_SECONDS: 600 } } });
     expect(check(long, "steward-worker", "worker")).toBe(610);
     expect(check(long, "steward-api", "api")).toBe(40);
