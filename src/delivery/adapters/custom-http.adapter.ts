@@ -33,11 +33,14 @@ const configSpec = {
 };
 
 export const CUSTOM_HTTP_EVENT = "external_agent.invocation.completed";
+/** A managed agent's alert routed to this endpoint: the same name as its webhook event. */
+export const CUSTOM_HTTP_ALERT_EVENT = "managed_agent.alert";
 
 /** The body: stable across retries, so its bytes (and the receiver's dedup by webhook-id) are too. */
 export function customHttpEvent(notice: InvocationNotice) {
   return {
-    type: CUSTOM_HTTP_EVENT,
+    // An alert is not a completed invocation: a receiver filtering on the type must tell them apart.
+    type: notice.status === "alert" ? CUSTOM_HTTP_ALERT_EVENT : CUSTOM_HTTP_EVENT,
     timestamp: notice.completedAt.toISOString(),
     data: {
       invocation_id: notice.invocationId,

@@ -2,7 +2,7 @@ import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { PlatformConfigError } from "../../../src/delivery/adapters/adapter.js";
 import { customHttpAdapter } from "../../../src/delivery/adapters/custom-http.adapter.js";
-import { adapterFor, CONFIGS, CONTEXT, fakeSender, NOTICES, parsedBody } from "./adapter-fixtures.js";
+import { adapterFor, CONFIGS, CONTEXT, fakeSender, NOTICES, notice, parsedBody } from "./adapter-fixtures.js";
 
 const RAW_SECRET = "canary-raw-hmac-secret";
 const WHSEC_SECRET = `whsec_${Buffer.from("canary-whsec-key-bytes-0123456789").toString("base64")}`;
@@ -28,6 +28,12 @@ describe("custom_http adapter", () => {
         dashboard_url: NOTICES.success.dashboardUrl,
       },
     });
+  });
+
+  it("sends a managed agent's alert as a managed_agent.alert event, not as a completed invocation", () => {
+    const alert = notice({ status: "alert", invocationId: "alr_01jc7s3bz8m0v4kx2g6wq9hfre" });
+    const body = parsedBody(adapterFor("custom_http").format(alert));
+    expect(body).toMatchObject({ type: "managed_agent.alert", data: { status: "alert" } });
   });
 
   it("sends the configured headers, with the invocation id as webhook-id; Steward's own headers win", () => {
