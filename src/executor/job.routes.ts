@@ -299,27 +299,42 @@ async function replayThenFollow(
     void stopFollowing().finally(end);
   };
   const deliver = (event: JobStreamEvent) => {
-    if (finished || event.seq <= last) return;
-    last = event.seq;
+    // `end` is let through whatever its number: a job failed outside its run (a lost worker)
+    // numbers it after its last stored event, which can be below what was streamed live.
+    if (finished || (event.seq <= last && event.event_type !== "end")) return;
+    last = Math.max(last, event.seq);
     send(event);
     if (event.event_type === "end") finish();
   };
+  // Registered first: a reader can leave while the live channel is still being had.
+  onClose(() => {
+    finished = true;
+    void stopFollowing();
+  });
   const live = await liveChannel(executor, jobId, (event) => {
     if (replaying) held.push(event);
     else deliver(event);
   });
   if (live) stopFollowing = live;
-  onClose(() => {
-    finished = true;
-    void stopFollowing();
-  });
+  if (finished) {
+    await live?.();
+    return;
+  }
   for (const event of await executor.streams.history(jobId, after)) deliver(event);
   replaying = false;
   for (const event of held.splice(0)) deliver(event);
   if (live || finished) return;
+  let reading = false;
   const timer = setInterval(() => {
-    // A read that fails ends the stream; the reader resumes with Last-Event-ID.
-    executor.streams.history(jobId, last).then((events) => events.forEach(deliver), finish);
+    // One read at a time; a read that fails ends the stream (the reader resumes with Last-Event-ID).
+    if (reading || finished) return;
+    reading = true;
+    executor.streams
+      .history(jobId, last)
+      .then((events) => events.forEach(deliver), finish)
+      .finally(() => {
+        reading = false;
+      });
   }, POLL_MS);
   stopFollowing = async () => clearInterval(timer);
 }

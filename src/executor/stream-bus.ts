@@ -52,6 +52,8 @@ export class RedisStreamBus implements StreamBus {
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
   private readonly local = new MemoryStreamBus();
+  /** The SUBSCRIBE of each channel this process listens on, while it is pending and after. */
+  private readonly subscriptions = new Map<string, Promise<unknown>>();
 
   constructor(url: string, onError: (error: Error) => void) {
     // Auto-pipelining sends the events many jobs publish in one tick in one write.
@@ -69,20 +71,27 @@ export class RedisStreamBus implements StreamBus {
   }
 
   async subscribe(channel: string, listener: (message: string) => void) {
-    const first = !this.local.hasSubscribers(channel);
     const unsubscribeLocal = await this.local.subscribe(channel, listener);
-    if (first) {
-      try {
-        await this.subscriber.subscribe(channel);
-      } catch (error) {
-        // Not subscribed: the listener would wait on a channel nobody feeds.
-        await unsubscribeLocal();
-        throw error;
-      }
+    // Every listener of a channel waits for its one SUBSCRIBE, pending or done: a second
+    // reader must not take a subscription Redis has not confirmed for a live one.
+    let subscribed = this.subscriptions.get(channel);
+    if (!subscribed) {
+      subscribed = this.subscriber.subscribe(channel);
+      this.subscriptions.set(channel, subscribed);
+    }
+    try {
+      await subscribed;
+    } catch (error) {
+      // Not subscribed: the listener would wait on a channel nobody feeds.
+      if (this.subscriptions.get(channel) === subscribed) this.subscriptions.delete(channel);
+      await unsubscribeLocal();
+      throw error;
     }
     return async () => {
       await unsubscribeLocal();
-      if (!this.local.hasSubscribers(channel)) await this.subscriber.unsubscribe(channel);
+      if (this.local.hasSubscribers(channel)) return;
+      this.subscriptions.delete(channel);
+      await this.subscriber.unsubscribe(channel);
     };
   }
 

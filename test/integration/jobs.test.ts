@@ -351,13 +351,17 @@ describe("job streams while Redis is away", () => {
           input_payload: {},
         },
       });
-      // Opened while the job runs: what it streams from then on comes from the stored events.
-      const stream = await t.request({ method: "GET", url: `/api/v1/jobs/${submitted.json().id}/stream` });
-      const types = stream.body
-        .split("\n\n")
-        .filter((block) => block.includes("data: "))
-        .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)).event_type);
-      expect(types).toEqual(["node_start", "http_call", "node_end", "end"]);
+      // Two readers, opened while the job runs: what it streams from then on comes from the
+      // stored events, for the second reader as for the first.
+      const read = () => t.request({ method: "GET", url: `/api/v1/jobs/${submitted.json().id}/stream` });
+      const streams = await Promise.all([read(), read()]);
+      for (const stream of streams) {
+        const types = stream.body
+          .split("\n\n")
+          .filter((block) => block.includes("data: "))
+          .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)).event_type);
+        expect(types).toEqual(["node_start", "http_call", "node_end", "end"]);
+      }
     } finally {
       await t.close();
       await slow.close();
