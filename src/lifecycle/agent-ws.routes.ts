@@ -40,7 +40,7 @@ export function agentWebSocketRoutes(
       (socket, request) => {
         const { organizationId } = request.principal;
         const { id } = request.params;
-        const guarded = new GuardedSocket(socket, request);
+        const guarded = new GuardedSocket(socket, request, { everyMessage: true });
         // Sends run one at a time, in the order of the changes.
         let queue = Promise.resolve();
         const send = (message: () => Promise<ConfigMessage | undefined>) => {
