@@ -23,7 +23,7 @@ import {
   structuredBytes,
 } from "./job-event.js";
 import { JobGraphs } from "./job-graphs.js";
-import { type JobConsumer, JobQueue, redeliveryDelayMs } from "./job-queue.js";
+import { type JobConsumer, JobQueue, publishRefused, redeliveryDelayMs } from "./job-queue.js";
 import type { NewJob } from "./job-record.js";
 import { JobResults } from "./job-results.js";
 import { JobRunner } from "./job-runner.js";
@@ -233,9 +233,11 @@ export class Executor {
   }
 
   /**
-   * Queues a recorded job. When JetStream does not take it, a job recorded by this very
-   * request is removed again, so no job waits queued that nothing will run, and the
-   * caller is told to submit again.
+   * Queues a recorded job. When JetStream refuses it, a job recorded by this very request
+   * is removed again, so no job waits queued that nothing will run, and the caller is told
+   * to submit again. When JetStream does not answer in time it may have kept the message:
+   * the job stays, and the caller gets its id to submit again with (a queued job is
+   * published again, and JetStream drops the duplicate).
    */
   private async publishSubmission(row: JobRow, bytes: Uint8Array, created: boolean): Promise<void> {
     const subject = this.subjectFor(row.name);
@@ -247,10 +249,17 @@ export class Executor {
       await this.queue.publishJob(subject, bytes, row.id);
     } catch (error) {
       this.deps.logger.error({ err: error, job_id: row.id }, "job not published to JetStream");
+      if (!publishRefused(error)) {
+        throw new AppError(
+          "SERVICE_UNAVAILABLE",
+          `The job queue did not confirm job ${row.id} in time; submit it again with this job_id`,
+          { retry_after_ms: 5_000, job_id: row.id },
+        );
+      }
       if (created) await this.store.forgetQueued(row.id);
       throw new AppError(
         "SERVICE_UNAVAILABLE",
-        "The job queue did not take the job (NATS unreachable, or no stream for it); submit it again, with a job_id so that a retry cannot run it twice",
+        "The job queue refused the job (no stream takes it); submit it again, with a job_id so that a retry cannot run it twice",
         { retry_after_ms: 5_000 },
       );
     }

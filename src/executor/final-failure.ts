@@ -19,6 +19,8 @@ export class HttpNodeStatusError extends Error {
   }
 }
 
+const FINAL_LLM_CODES = new Set<LlmError["code"]>(["http_error", "provider_error"]);
+
 /**
  * Whether running the job again would meet the same failure, so that it fails at once
  * rather than spending its remaining deliveries: a graph limit, an expression that fails
@@ -30,8 +32,9 @@ export function failsAgain(error: unknown): boolean {
   for (let depth = 0; depth < 8 && cause instanceof Error; depth++) {
     if (cause instanceof GraphLimitError || cause instanceof ExpressionError) return true;
     if (cause instanceof HttpNodeStatusError) return !cause.retryable;
-    // An aborted call says nothing of the next one (the job's own timeout is a GraphLimitError).
-    if (cause instanceof LlmError) return !cause.retryable && cause.code !== "aborted";
+    // Only the provider's own refusals (a bad key, an unknown model): a stream cut off or
+    // garbled, or a call aborted, says nothing of the next one.
+    if (cause instanceof LlmError) return !cause.retryable && FINAL_LLM_CODES.has(cause.code);
     cause = cause.cause;
   }
   return false;

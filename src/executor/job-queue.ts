@@ -116,6 +116,18 @@ export function jetStreamDeclarations(
   };
 }
 
+/**
+ * Whether a failed publish was refused — JetStream stored nothing: no stream takes the
+ * subject, or the server said no — rather than unconfirmed (a timeout, the connection
+ * lost), after which the message may have been stored all the same.
+ */
+export function publishRefused(error: unknown): boolean {
+  // The client does not export JetStreamNotEnabled, its answer to a subject no stream takes.
+  return (
+    error instanceof JetStreamApiError || (error instanceof Error && error.name === "JetStreamNotEnabled")
+  );
+}
+
 /** Delay before the n-th redelivery (1-based): 1 s, 4 s, 16 s, 64 s, 256 s, then 5 min. */
 export function redeliveryDelayMs(deliveryCount: number): number {
   const n = Math.max(1, Math.floor(deliveryCount));

@@ -289,19 +289,26 @@ export class JobStore {
   /**
    * Running jobs no worker has held for `forMs` since the broker's last delivery of them
    * claimed them: their lease ran out (or they were given back) that long ago, and no
-   * delivery can come any more. A job whose claim was not the last delivery is waiting for
-   * one, however long the workers are busy or away.
+   * delivery can come any more. A job claimed by an earlier delivery is waiting for the
+   * next, while workers are busy or away — for up to `waitingForMs`, past which the broker
+   * is taken to have given it up too (a consumer recreated, deliveries spent on a job
+   * leased elsewhere).
    */
-  async lost(forMs: number, limit: number): Promise<JobRow[]> {
-    const since = sql`now() - make_interval(secs => ${forMs / 1000})`;
+  async lost(forMs: number, waitingForMs: number, limit: number): Promise<JobRow[]> {
+    const unheldSince = (ms: number) => {
+      const since = sql`now() - make_interval(secs => ${ms / 1000})`;
+      return or(lt(jobs.leaseUntil, since), and(isNull(jobs.leaseUntil), lt(jobs.updatedAt, since)));
+    };
     return this.db
       .select()
       .from(jobs)
       .where(
         and(
           literalIn(jobs.status, ["running"]),
-          or(isNull(jobs.finalDelivery), eq(jobs.finalDelivery, true)),
-          or(lt(jobs.leaseUntil, since), and(isNull(jobs.leaseUntil), lt(jobs.updatedAt, since))),
+          or(
+            and(or(isNull(jobs.finalDelivery), eq(jobs.finalDelivery, true)), unheldSince(forMs)),
+            and(eq(jobs.finalDelivery, false), unheldSince(waitingForMs)),
+          ),
         ),
       )
       .limit(limit);

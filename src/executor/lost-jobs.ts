@@ -7,6 +7,11 @@ import type { JobStore } from "./job-store.js";
 const DUTY = "lost job sweep";
 /** Jobs failed per pass; the next pass takes the rest. */
 const BATCH = 100;
+/**
+ * How long a job claimed by an earlier delivery may wait for the next (workers busy or
+ * away) before it too is failed as lost: a day, the longest a job may run.
+ */
+const WAITING_GIVEN_UP_MS = 24 * 60 * 60 * 1000;
 export const WORKER_LOST = {
   type: "WorkerLost",
   message: "the workers running this job stopped before it finished, and JetStream delivers it no more",
@@ -49,7 +54,7 @@ export class LostJobSweeper {
   /** Fails the lost jobs found now; answers how many. */
   async sweep(): Promise<number> {
     const { store, results, logger, lostAfterMs } = this.options;
-    const lost = await store.lost(lostAfterMs, BATCH);
+    const lost = await store.lost(lostAfterMs, WAITING_GIVEN_UP_MS, BATCH);
     for (const row of lost) {
       await results.failOutsideRun({ job_id: row.id, trace_id: row.traceId }, WORKER_LOST);
     }

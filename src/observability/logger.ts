@@ -29,8 +29,10 @@ function withoutQueryCredential(url: unknown): unknown {
  * header from a graph's http node — in `params` and at the end of its message, which
  * the message of any error it caused repeats. They are logged without them.
  */
-function errorWithoutQueryValues(error: Error): Record<string, unknown> {
-  const { params: _, ...serialized } = pino.stdSerializers.err(error) as Record<string, unknown>;
+function errorWithoutQueryValues(error: unknown): unknown {
+  // What is not an error (a string, null) is logged as it is.
+  if (typeof error !== "object" || error === null) return error;
+  const { params: _, ...serialized } = pino.stdSerializers.err(error as Error) as Record<string, unknown>;
   for (const field of ["message", "stack"]) {
     const text = serialized[field];
     if (typeof text === "string") serialized[field] = withoutQueryValues(text);

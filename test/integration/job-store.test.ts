@@ -13,6 +13,7 @@ import { SHOUT } from "../helpers/jobs.js";
 import { openTestDatabase } from "../helpers/schema.js";
 
 const LEASE_MS = 60_000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The job store's batched statements: jobs arriving or finishing together share one
@@ -109,9 +110,14 @@ describe("job store", () => {
       "UPDATE jobs SET lease_until = now() - interval '1 minute' WHERE id = ANY($1)",
       [[waiting.id, last.id]],
     );
-    const lost = (await store.lost(30_000, 1000)).map((row) => row.id);
-    expect(lost).toContain(last.id);
-    expect(lost).not.toContain(waiting.id);
+    const lost = async () => (await store.lost(30_000, DAY_MS, 1000)).map((row) => row.id);
+    expect(await lost()).toContain(last.id);
+    expect(await lost()).not.toContain(waiting.id);
+    // Unclaimed for longer than any redelivery could take: given up by the broker too.
+    await database.pool.query("UPDATE jobs SET lease_until = now() - interval '2 days' WHERE id = $1", [
+      waiting.id,
+    ]);
+    expect(await lost()).toContain(waiting.id);
   });
 
   it("fails a job no run is ending, and ends its stream: watchers see the error and the end", async () => {

@@ -24,14 +24,9 @@ describe("managed agents' reports over a shared NATS", () => {
   });
 
   it("gets every report in its own queue group, while another installation listens in the default one", async () => {
-    // Another installation on the same server: the default group takes its share of every message.
-    let stolen = 0;
-    const neighbour = nats.subscribe("agents.*.logs", {
-      queue: "steward-lifecycle",
-      callback: () => {
-        stolen += 1;
-      },
-    });
+    // Another installation on the same server, in the default group: had Steward joined that
+    // group too, the two would split the reports between them.
+    const neighbour = nats.subscribe("agents.*.logs", { queue: "steward-lifecycle", callback: () => {} });
     try {
       const registered = await t.request({
         method: "POST",
@@ -54,8 +49,8 @@ describe("managed agents' reports over a shared NATS", () => {
       const stored = async () =>
         (await t.request({ method: "GET", url: `/api/v1/agents/${id}/logs?limit=100` })).json().total;
       await until(async () => (await stored()) === 20);
+      // Had Steward been in the default group, the neighbour would have taken some of them.
       expect(await stored()).toBe(20);
-      expect(stolen).toBe(20);
     } finally {
       neighbour.unsubscribe();
     }

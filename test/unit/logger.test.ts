@@ -43,4 +43,17 @@ describe("the logger", () => {
     expect(line).not.toContain(SECRET);
     expect(JSON.parse(line).err.message).toContain("Failed query: insert into jobs");
   });
+
+  it("logs what is not an error as it is", () => {
+    const line = logged((logger) => {
+      logger.warn({ err: null }, "nothing");
+      logger.warn({ err: "connection refused" }, "text");
+    });
+    const [first, second] = line
+      .trim()
+      .split("\n")
+      .map((text) => JSON.parse(text));
+    expect(first.err).toBeNull();
+    expect(second.err).toBe("connection refused");
+  });
 });
