@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
+import { oneNodeGraph } from "../helpers/jobs.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
 import { type StewardProcess, spawnSteward } from "../helpers/steward-process.js";
@@ -66,14 +67,7 @@ describe("a CloudEvent job on the embedded default, across SIGKILL", () => {
         body: JSON.stringify({
           job_id: jobId,
           trace_id: randomBytes(16).toString("hex"),
-          agent_definition: {
-            name: "call-once",
-            nodes: [{ id: "call", type: "http", url: agent.url }],
-            edges: [
-              { from: "__start__", to: "call" },
-              { from: "call", to: "__end__" },
-            ],
-          },
+          agent_definition: oneNodeGraph("call-once", { id: "call", type: "http", url: agent.url }),
           input_payload: {},
         }),
       }),

@@ -3,7 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
-import { publishJob } from "../helpers/jobs.js";
+import { publishJob, sseEvents } from "../helpers/jobs.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { freePort } from "../helpers/ports.js";
 import { uniqueRedisPrefix, uniqueSchema } from "../helpers/schema.js";
@@ -119,10 +119,7 @@ describe("a job across a worker crash", () => {
     expect(enricher.requests).toHaveLength(2);
     expect(completed.filter((result) => result.data.job_id === jobId)).toHaveLength(1);
     const history = await api.request({ method: "GET", url: `/api/v1/jobs/${jobId}/stream` });
-    const nodeEnds = history.body
-      .split("\n\n")
-      .filter((block) => block.includes("data: "))
-      .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)))
+    const nodeEnds = sseEvents(history.body)
       .filter((streamed) => streamed.event_type === "node_end")
       .map((streamed) => streamed.data.node);
     expect(nodeEnds).toEqual(["scan", "enrich", "report"]);

@@ -25,6 +25,16 @@ export function oneNodeGraph(name: string, node: Record<string, unknown> & { id:
   };
 }
 
+/** The events of a job's Server-Sent Events stream, in the order they came. */
+export function sseEvents(
+  body: string,
+): Array<{ event_type: string; data: Record<string, unknown>; seq: number }> {
+  return body
+    .split("\n\n")
+    .filter((block) => block.includes("data: "))
+    .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)));
+}
+
 /**
  * Publishes a job as an outside system would: a CloudEvent on `<prefix>.execute.demo`,
  * its id as the JetStream message id (so a repeat is dropped by the stream).

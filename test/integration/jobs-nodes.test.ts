@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
+import { sseEvents } from "../helpers/jobs.js";
 import { type MockAgent, startMockAgent } from "../helpers/mock-agent.js";
 import { type OpenAiStandIn, startOpenAiStandIn } from "../helpers/openai-stand-in.js";
 import { TEST_REDIS_URL } from "../helpers/services.js";
@@ -114,10 +115,7 @@ describe("job nodes that reach outside", () => {
     expect(job).toMatchObject({ status: "completed", result: { content: "All clear, nothing to see" } });
     expect(llm.requests.at(-1)?.headers.authorization).toBe("Bearer sk-test-llm");
     const stream = await t.request({ method: "GET", url: `/api/v1/jobs/${id}/stream` });
-    const events = stream.body
-      .split("\n\n")
-      .filter((block) => block.includes("data: "))
-      .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)));
+    const events = sseEvents(stream.body);
     const tokens = events.filter((event) => event.event_type === "token").map((event) => event.data.token);
     expect(tokens.join("")).toBe("All clear, nothing to see");
     expect(tokens.length).toBeGreaterThan(1);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../helpers/eventually.js";
-import { SHOUT } from "../helpers/jobs.js";
+import { oneNodeGraph, SHOUT, sseEvents } from "../helpers/jobs.js";
 import { startMockAgent } from "../helpers/mock-agent.js";
 import {
   createKey,
@@ -59,10 +59,7 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
     await until(async () => (await job(id)).status === "completed");
     const stream = await t.request({ method: "GET", url: `/api/v1/jobs/${id}/stream` });
     expect(stream.headers["content-type"]).toContain("text/event-stream");
-    const events = stream.body
-      .split("\n\n")
-      .filter((block) => block.includes("data: "))
-      .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)));
+    const events = sseEvents(stream.body);
     expect(events.map((event) => event.event_type)).toEqual(["node_start", "node_end", "end"]);
     expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
     const resumed = await t.request({
@@ -88,14 +85,11 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
   });
 
   it("runs a job whose input is JSON null", async () => {
-    const echo = {
-      name: "null-input",
-      nodes: [{ id: "echo", type: "transform", expression: "{'was_null': input = null}" }],
-      edges: [
-        { from: "__start__", to: "echo" },
-        { from: "echo", to: "__end__" },
-      ],
-    };
+    const echo = oneNodeGraph("null-input", {
+      id: "echo",
+      type: "transform",
+      expression: "{'was_null': input = null}",
+    });
     const submitted = await t.request({
       method: "POST",
       url: "/api/v1/jobs",
@@ -174,14 +168,10 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
         method: "POST",
         url: "/api/v1/jobs",
         payload: {
-          agent_definition: {
-            name: "doomed",
-            nodes: [{ ...node, ...(node.type === "http" ? { url: missing.url } : {}) }],
-            edges: [
-              { from: "__start__", to: "fetch" },
-              { from: "fetch", to: "__end__" },
-            ],
-          },
+          agent_definition: oneNodeGraph("doomed", {
+            ...node,
+            ...(node.type === "http" ? { url: missing.url } : {}),
+          }),
           input_payload: {},
         },
       });
@@ -218,10 +208,7 @@ describe.each<StorageKind>(["postgres", "embedded"])("jobs in process on %s", (k
       await until(async () => (await job(id)).status === "completed", 20_000);
       expect(await job(id)).toMatchObject({ status: "completed", attempts: 2, result: { status: 200 } });
       const stream = await t.request({ method: "GET", url: `/api/v1/jobs/${id}/stream` });
-      const types = stream.body
-        .split("\n\n")
-        .filter((block) => block.includes("data: "))
-        .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)).event_type);
+      const types = sseEvents(stream.body).map((event) => event.event_type);
       expect(types).toEqual([
         "node_start",
         "http_call",
@@ -294,14 +281,7 @@ describe("jobs in process, several at once", () => {
       STEWARD_JOBS_CONCURRENCY: "2",
     });
     try {
-      const definition = {
-        name: "slow-call",
-        nodes: [{ id: "call", type: "http", url: slow.url }],
-        edges: [
-          { from: "__start__", to: "call" },
-          { from: "call", to: "__end__" },
-        ],
-      };
+      const definition = oneNodeGraph("slow-call", { id: "call", type: "http", url: slow.url });
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) {
         const submitted = await t.request({
@@ -340,14 +320,7 @@ describe("job streams while Redis is away", () => {
         method: "POST",
         url: "/api/v1/jobs",
         payload: {
-          agent_definition: {
-            name: "slow-call",
-            nodes: [{ id: "call", type: "http", url: slow.url }],
-            edges: [
-              { from: "__start__", to: "call" },
-              { from: "call", to: "__end__" },
-            ],
-          },
+          agent_definition: oneNodeGraph("slow-call", { id: "call", type: "http", url: slow.url }),
           input_payload: {},
         },
       });
@@ -356,10 +329,7 @@ describe("job streams while Redis is away", () => {
       const read = () => t.request({ method: "GET", url: `/api/v1/jobs/${submitted.json().id}/stream` });
       const streams = await Promise.all([read(), read()]);
       for (const stream of streams) {
-        const types = stream.body
-          .split("\n\n")
-          .filter((block) => block.includes("data: "))
-          .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)).event_type);
+        const types = sseEvents(stream.body).map((event) => event.event_type);
         expect(types).toEqual(["node_start", "http_call", "node_end", "end"]);
       }
     } finally {
