@@ -208,6 +208,11 @@ export class Executor {
   async submit(request: SubmitJob) {
     const errors = graphDefinitionErrors(request.agent_definition);
     if (errors.length > 0) throw new ValidationError(errors, "The agent_definition is not a valid graph");
+    // Checked here, not by a lookahead in the schema's pattern, which not every JSON Schema tool reads.
+    if (request.trace_id !== undefined && /^0+$/.test(request.trace_id))
+      throw new ValidationError([
+        { field: "trace_id", message: "must not be all zeros (an invalid W3C trace id)" },
+      ]);
     const job = {
       id: request.job_id ?? newId("job"),
       organizationId: request.organizationId,

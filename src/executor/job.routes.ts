@@ -41,7 +41,7 @@ const SubmitBody = Type.Object(
     ),
     trace_id: Type.Optional(
       Type.String({
-        pattern: "^(?!0{32}$)[0-9a-f]{32}$",
+        pattern: "^[0-9a-f]{32}$",
         description: "W3C trace id: 32 lower-case hex digits, not all zeros; default: a new one",
       }),
     ),
