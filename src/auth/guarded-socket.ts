@@ -6,7 +6,7 @@ const RECHECK_MS = 5_000;
 /** Checks in a row the credential store may fail to answer (a database blip) before the socket closes. */
 const UNANSWERED_CHECKS_TOLERATED = 3;
 /** The close code (in the 4000s applications use) for a credential revoked or expired mid-connection. */
-export const CREDENTIAL_GONE = 4401;
+const CREDENTIAL_GONE = 4401;
 
 export interface GuardOptions {
   /**
